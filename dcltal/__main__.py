@@ -1,0 +1,5 @@
+import sys
+
+from dcltal.cli import main
+
+sys.exit(main())

@@ -1,0 +1,255 @@
+"""Configuration: dataclasses with defaults, loaded from YAML, overridden by ``--set``.
+
+Unknown keys are errors (a typo must not become a silent default). Constructors of the modules
+take plain values; this is the one place where configuration is adapted to them.
+Relative paths are kept as given, so they resolve against the current working directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dcltal.errors import UserError
+
+VARIANTS = ("dnet", "baseline", "mlp1", "mlp2", "random", "only_common", "no_common")
+
+
+@dataclass
+class DataConfig:
+    annotations: str | None = None
+    features: str | dict[str, str] | None = None  # one directory, or {stream: directory}
+    proposals: str | None = None
+    classes: str | None = None
+    train_subset: str = "Validation"
+    test_subset: str = "Test"
+    fps: float = 30.0
+    feature_stride: int = 4
+    feature_window: int = 16
+    streams: dict[str, list[int]] = field(default_factory=lambda: {"rgb": [0, 1024], "flow": [1024, 2048]})
+    avoid_videos: str | None = None  # a file of video ids (first word a line) left out of training and evaluation
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "detector"  # detector | proposals
+    variant: str = "dnet"
+    hidden_dim: int = 256  # D_h of the disentanglement net
+    num_classes: int = 20
+    cls_hidden: int = 1024  # hidden size of the classification MLP (Eq. 12)
+    loc_hidden: int = 1536  # hidden size of the MLP shared by completeness and regression (Eq. 13-14)
+    dropout: float = 0.5
+    extend_ratio: float = 0.5  # each extended region is this fraction of the proposal's length
+    regression: str = "agnostic"  # agnostic (Eq. 14: one start/end pair) | class_specific
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_steps: list[int] = field(default_factory=list)
+    lr_gamma: float = 0.1
+    videos_per_batch: int = 8
+    # proposal labelling (SSN / P-GCN THUMOS14 values)
+    fg_iou: float = 0.7
+    incomplete_iou: float = 0.3
+    incomplete_overlap: float = 0.01
+    bg_iou: float = 0.01
+    samples_per_video: list[int] = field(default_factory=lambda: [1, 6, 1])  # foreground : incomplete : background
+    sample_scale: int = 4  # samples per video = sample_scale * sum(samples_per_video)
+    incomplete_positive_overlap: float = 0.7  # incomplete proposals this much inside a ground truth train classification
+    incomplete_positive_fraction: float = 0.25
+    lambda_reg: float = 0.5
+    lambda_com: float = 0.5
+    ohem_ratio: float = 1 / 6  # completeness hinge keeps the hardest fraction of incomplete proposals, per video
+    val_fraction: float = 0.2  # held-out training videos that choose best.pt by mAP
+    val_every: int = 1
+    amp: bool = True  # mixed precision where the device is CUDA
+
+
+@dataclass
+class InferConfig:
+    stream_weights: dict[str, float] = field(default_factory=lambda: {"rgb": 5.0, "flow": 6.0})
+    video_scores: str | None = "builtin"  # builtin | null | a uNet_test.npy or JSON {video: {label: score}}
+    video_top_k: int = 2
+    top_k: int = 500  # (proposal, class) pairs kept per video before NMS
+    nms: str = "hard"  # hard | soft
+    nms_iou: float = 0.35
+    soft_nms_sigma: float = 0.5
+    max_detections: int = 200
+    order: str = "fuse_first"  # fuse_first (paper 3.6) | nms_first (the lineage: NMS on original boundaries)
+    cls_feature: str = "cls"  # Table 2 regrouping at test time: which feature the classification head reads
+    loc_feature: str = "loc"  # ... and which the completeness and regression heads read
+
+
+@dataclass
+class EvalConfig:
+    protocol: str = "thumos14"  # thumos14 | activitynet
+    tiou: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7])
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    "model.kind": ("detector", "proposals"),
+    "model.variant": VARIANTS,
+    "model.regression": ("agnostic", "class_specific"),
+    "train.device": ("auto", "cpu", "cuda"),
+    "train.optimizer": ("sgd", "adam", "adamw"),
+    "infer.nms": ("hard", "soft"),
+    "infer.order": ("fuse_first", "nms_first"),
+    "infer.cls_feature": ("cls", "loc"),
+    "infer.loc_feature": ("cls", "loc"),
+    "eval.protocol": ("thumos14", "activitynet"),
+}
+
+
+def _check_type(value: Any, hint: Any, key: str) -> Any:
+    """Coerce ``value`` to the annotated type where it is lossless (int -> float), else raise."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(hint):
+            try:
+                return _check_type(value, arm, key)
+            except UserError:
+                pass
+        raise UserError(f"config key {key}: {value!r} is not of type {_hint_name(hint)}")
+    if hint is type(None):
+        if value is None:
+            return None
+        raise UserError(f"config key {key}: expected null")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        if isinstance(value, (list, tuple)):
+            (arm,) = typing.get_args(hint)
+            return [_check_type(v, arm, f"{key}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            _, arm = typing.get_args(hint)
+            return {str(k): _check_type(v, arm, f"{key}.{k}") for k, v in value.items()}
+    raise UserError(f"config key {key}: {value!r} is not of type {_hint_name(hint)}")
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise UserError(f"unknown config key {prefix}{key} (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        hint, value, key = hints[f.name], values[f.name], f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise UserError(f"config key {key}: expected a mapping of keys")
+            kwargs[f.name] = _build(hint, value, f"{key}.")
+        else:
+            kwargs[f.name] = _check_type(value, hint, key)
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    for key, choices in _CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise UserError(f"config key {key}: unknown value {value!r} (choose one of: {', '.join(choices)})")
+    for name, cols in cfg.data.streams.items():
+        if len(cols) != 2 or not 0 <= cols[0] < cols[1]:
+            raise UserError(f"config key data.streams.{name}: expected [first_column, end_column], got {cols}")
+    if cfg.data.feature_stride <= 0 or cfg.data.feature_window <= 0 or cfg.data.fps <= 0:
+        raise UserError("config keys data.feature_stride, data.feature_window and data.fps must be positive")
+    if len(cfg.train.samples_per_video) != 3:
+        raise UserError("config key train.samples_per_video: expected [foreground, incomplete, background]")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b.c=VALUE"`` -> (["a", "b", "c"], YAML value of VALUE)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise UserError(f"--set {text!r}: the value is not valid YAML") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = values
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"--set {text!r}: {'.'.join(path[: i + 1])} is not a section")
+            node = child
+        node[path[-1]] = value
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (or start from the defaults), apply ``--set`` overrides, validate."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file not found: {p} (check the path)")
+        try:
+            values = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise UserError(f"config file {p} is not valid YAML{where}") from None
+        if not isinstance(values, dict):
+            raise UserError(f"config file {p}: expected a mapping of sections (data, model, train, ...)")
+    values = apply_overrides(values, list(overrides))
+    cfg = _build(Config, values, "")
+    _validate(cfg)
+    return cfg
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Rebuild a config saved with :meth:`Config.to_dict` (e.g. from a checkpoint)."""
+    cfg = _build(Config, values, "")
+    _validate(cfg)
+    return cfg

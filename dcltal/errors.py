@@ -1,0 +1,35 @@
+"""User mistakes and repaired input.
+
+A :class:`UserError` is something the user can fix (a missing file, a malformed config): the
+command line prints its message as one line and exits with code 2. A :class:`RepairLog` collects
+input that was repaired so the run can go on (a proposal reaching past the video, clipped), and
+reports each kind once with its count and a first example.
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+
+class UserError(Exception):
+    """A mistake in the user's input; the message names the file or key and what to do."""
+
+
+class RepairLog:
+    """Counts repairs by kind; :meth:`report` prints one warning line per kind to stderr."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
+
+    def add(self, kind: str, example: str, count: int = 1) -> None:
+        if count <= 0:
+            return
+        self.counts[kind] += count
+        self.examples.setdefault(kind, example)
+
+    def report(self, source: str = "") -> dict[str, int]:
+        where = f"{source}: " if source else ""
+        for kind, n in self.counts.items():
+            print(f"warning: {where}{kind}: {n} (e.g. {self.examples[kind]})", file=sys.stderr)
+        return dict(self.counts)
