@@ -1,0 +1,1 @@
+"""Pure tensor functions: NMS, segment coding."""
