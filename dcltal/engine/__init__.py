@@ -1,0 +1,1 @@
+"""Engine: training, inference, stream fusion, checkpoints, distributed helpers."""
