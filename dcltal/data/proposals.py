@@ -9,8 +9,9 @@ score, highest first (a stable sort: tied scores keep file order). Formats:
 - one ActivityNet proposal JSON, seconds: ``{"results": {video: [{"segment": [s, e], "score": x}]}}``;
 - the SSN/P-GCN proposal list text file, frames (seconds = frame / fps with the video's fps, else
   ``default_fps``). Those lists carry no score, so a proposal's score is ``1 - i / N`` for the
-  ``i``-th of the video's ``N`` proposals: the file order is kept as the ranking (the BSN lists
-  for P-GCN were written best first).
+  ``i``-th of the video's ``N`` proposals: the file order is taken as the ranking. SSN's
+  *normalised* lists (frame count times multiplier <= 1) hold fractions of the video's duration
+  instead of frames, and need the durations from the annotations.
 
 Repairs, each counted once per kind and reported on stderr: proposals reaching outside the video
 are clipped to it (those wholly outside are dropped); a reversed segment is swapped; a video of
@@ -221,9 +222,19 @@ def _read_ssn_list(path: Path, videos: Mapping[str, Any] | None,
         video = videos.get(vid) if videos is not None else None
         fps = getattr(video, "fps", None) or default_fps
         props = np.empty((n_prop, 3))
-        props[:, :2] = rows[:, :2] / fps
         props[:, 2] = 1.0 - np.arange(n_prop) / max(n_prop, 1)
-        out[vid] = (props, num_frames / fps)
+        if num_frames > 1:
+            props[:, :2] = rows[:, :2] / fps
+            out[vid] = (props, num_frames / fps)
+            continue
+        duration = getattr(video, "duration", None)
+        if duration is None:
+            if video is None and videos is not None:
+                continue  # a video not asked for
+            raise UserError(f"{path}: video {vid}: a normalised SSN list (positions as fractions) needs "
+                            "the video's duration from the annotations (data.annotations)")
+        props[:, :2] = rows[:, :2] * duration
+        out[vid] = (props, duration)
     return out
 
 
