@@ -58,7 +58,7 @@ def soft_nms(
         kept_scores.append(current[best])
         remaining = torch.cat([remaining[:pos], remaining[pos + 1 :]])
         overlap = segment_iou(segments[best], segments[remaining])[0]  # [R]
-        current[remaining] = current[remaining] * torch.exp(-overlap.square() / sigma)
+        current[remaining] = current[remaining] * torch.exp(-overlap.square() / sigma).to(current.dtype)
         remaining = remaining[current[remaining] >= score_threshold]
     if not keep:
         return remaining.new_zeros(0), scores.new_zeros(0)

@@ -1,0 +1,171 @@
+"""Inference in the paper's order (§3.6, DESIGN §1-2): from proposals to the ActivityNet results JSON.
+
+Per stream, each proposal's final scores (Eq. 16: softmax(cls)[1:] * exp(completeness)) and its
+regressed boundaries (Eq. 14, decoded by the SegmentCoder); the streams fused per proposal with the
+RGB:Flow 5:6 weighted average of both; video-level class scores multiplied in (top-k classes a
+video); the top-k (proposal, class) pairs; per-class NMS (hard, or Gaussian Soft-NMS) last, capped at
+``max_detections`` a video. ``infer.order = nms_first`` is the SSN/P-GCN lineage's order instead:
+NMS on the original proposal boundaries, the regression applied to the survivors.
+
+:func:`detect` is also what training calls for validation mAP, so it reads no files and keeps the
+work on the models' device: one forward per stream for several videos packed end to end.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Mapping, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from dcltal import __version__
+from dcltal.data.grid import TimeGrid
+from dcltal.engine.fusion import fuse_streams, fuse_video_scores
+from dcltal.errors import UserError
+from dcltal.model.batch import pack_videos
+from dcltal.ops.nms import batched_nms, batched_soft_nms
+
+
+class InferenceVideo(Protocol):
+    """What inference reads of a video (a VideoDataset record has these)."""
+
+    id: str
+    grid: TimeGrid
+    duration: float | None  # seconds; None -> from the feature length
+    features: Mapping[str, np.ndarray]  # stream -> [T, D]
+    proposals: np.ndarray  # [N, 2] or [N, 3] (start s, end s[, score])
+
+
+class SplitDetector(nn.Module):
+    """Classification from one model, completeness and regression from another (paper Table 3:
+    the proposal feature F_pro for one task, the disentangled features for the other)."""
+
+    def __init__(self, cls_model: nn.Module, loc_model: nn.Module):
+        super().__init__()
+        self.cls_model, self.loc_model = cls_model, loc_model
+
+    def forward(self, batch, cls_feature: str = "cls", loc_feature: str = "loc"):
+        cls_out = self.cls_model(batch, cls_feature=cls_feature, loc_feature=loc_feature)
+        loc_out = self.loc_model(batch, cls_feature=cls_feature, loc_feature=loc_feature)
+        return dataclasses.replace(loc_out, cls_logits=cls_out.cls_logits)
+
+    def scores(self, out) -> torch.Tensor:
+        return self.loc_model.scores(out)  # Eq. 16 is the same formula for both models
+
+
+def _video_duration(video: InferenceVideo) -> float:
+    if video.duration is not None:
+        return float(video.duration)
+    return video.grid.duration(next(iter(video.features.values())).shape[0])
+
+
+@torch.no_grad()
+def stream_predictions(
+    model: nn.Module,
+    stream: str,
+    videos: Sequence[InferenceVideo],
+    coder,
+    cls_feature: str = "cls",
+    loc_feature: str = "loc",
+    extend_ratio: float = 0.5,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One stream's (scores [N, C] (Eq. 16), boundaries [N, 2] or [N, C, 2] in seconds) per video,
+    from a single forward over the videos packed end to end."""
+    device = next(model.parameters()).device
+    feats = [torch.as_tensor(np.asarray(v.features[stream], dtype=np.float32)) for v in videos]
+    props = [np.asarray(v.proposals, dtype=np.float64)[:, :2] for v in videos]
+    batch = pack_videos(feats, props, [v.grid for v in videos], extend_ratio).to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(batch, cls_feature=cls_feature, loc_feature=loc_feature)
+        scores = model.scores(out).float()  # [N, C]
+    finally:
+        model.train(was_training)
+    proposals = torch.as_tensor(np.concatenate(props), dtype=torch.float32, device=device)  # [N, 2]
+    deltas = out.regression.float()
+    if deltas.dim() == 3:  # class-specific: [N, C, 2], one decode per (proposal, class)
+        n, c, _ = deltas.shape
+        bounds = coder.decode(proposals.repeat_interleave(c, dim=0), deltas.reshape(-1, 2)).reshape(n, c, 2)
+    else:
+        bounds = coder.decode(proposals, deltas)  # [N, 2]
+    sizes = [len(p) for p in props]
+    return list(zip(scores.split(sizes), bounds.split(sizes)))
+
+
+def postprocess(
+    scores: torch.Tensor,
+    bounds: torch.Tensor,
+    proposals: torch.Tensor,
+    duration: float,
+    infer_cfg,
+    video_scores: torch.Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One video's fused scores [N, C] and boundaries ([N, 2] or [N, C, 2]) and its original
+    proposals [N, 2] -> detections: (segments [K, 2] seconds, scores [K], class indices [K] 0..C-1),
+    best first."""
+    if video_scores is not None:
+        scores = fuse_video_scores(scores, video_scores, infer_cfg.video_top_k)
+    num_classes = scores.shape[1]
+    flat = scores.reshape(-1)  # [N * C]
+    # a stable sort, not topk: proposals that pool the same snippets tie, and ties keep input order
+    pair = torch.argsort(flat, descending=True, stable=True)[: infer_cfg.top_k]  # [P]
+    pair = pair[flat[pair] > 0]  # classes masked out by the video-level scores are not detections
+    pair_scores = flat[pair]
+    prop, label = pair // num_classes, pair % num_classes  # [P] each
+    regressed = bounds[prop] if bounds.dim() == 2 else bounds[prop, label]  # [P, 2]
+    nms_on = regressed if infer_cfg.order == "fuse_first" else proposals[prop].to(regressed)
+    if infer_cfg.nms == "soft":
+        keep, kept_scores = batched_soft_nms(
+            nms_on, pair_scores, label, infer_cfg.soft_nms_sigma, max_keep=infer_cfg.max_detections
+        )
+    else:
+        keep = batched_nms(nms_on, pair_scores, label, infer_cfg.nms_iou, max_keep=infer_cfg.max_detections)
+        kept_scores = pair_scores[keep]
+    segments = regressed[keep].sort(dim=1).values.clamp(0.0, duration)  # [K, 2] start <= end, inside the video
+    return segments.cpu().double().numpy(), kept_scores.cpu().double().numpy(), label[keep].cpu().numpy()
+
+
+def detect(
+    models: Mapping[str, nn.Module],
+    dataset: Iterable[InferenceVideo],
+    coder,
+    infer_cfg,
+    classes: Sequence[str],
+    video_scores: Mapping[str, np.ndarray] | None = None,
+    *,
+    extend_ratio: float = 0.5,
+    videos_per_batch: int = 8,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Detect actions in every video of ``dataset`` with one model per stream (``models``: stream ->
+    Detector, or a :class:`SplitDetector`); ``video_scores``: video id -> [C] class scores to multiply
+    in, or None. Returns the ActivityNet results JSON object (CONTRACT §2)."""
+    videos = list(dataset)
+    results: dict[str, list[dict[str, Any]]] = {}
+    bar = tqdm(total=len(videos), desc="inference", unit="video", disable=not progress)
+    for start in range(0, len(videos), videos_per_batch):
+        chunk = videos[start : start + videos_per_batch]
+        per_stream = {
+            s: stream_predictions(m, s, chunk, coder, infer_cfg.cls_feature, infer_cfg.loc_feature, extend_ratio)
+            for s, m in models.items()
+        }
+        for i, video in enumerate(chunk):
+            scores = fuse_streams({s: p[i][0] for s, p in per_stream.items()}, infer_cfg.stream_weights)
+            bounds = fuse_streams({s: p[i][1] for s, p in per_stream.items()}, infer_cfg.stream_weights)
+            level = None
+            if video_scores is not None:
+                if video.id not in video_scores:
+                    raise UserError(f"video-level scores (infer.video_scores) have no entry for video {video.id!r}")
+                level = torch.as_tensor(np.asarray(video_scores[video.id]), dtype=scores.dtype, device=scores.device)
+            proposals = torch.as_tensor(np.asarray(video.proposals, dtype=np.float64)[:, :2], device=scores.device)
+            segs, kept, labels = postprocess(scores, bounds, proposals, _video_duration(video), infer_cfg, level)
+            results[video.id] = [
+                {"label": classes[c], "score": float(x), "segment": [float(a), float(b)]}
+                for (a, b), x, c in zip(segs, kept, labels)
+            ]
+        bar.update(len(chunk))
+    bar.close()
+    return {"version": f"dcltal {__version__}", "results": results, "external_data": {}}
