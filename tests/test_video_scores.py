@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dcltal.data.video_scores import THUMOS14_UCF101_IDS, load_video_scores, read_class_map
-from dcltal.errors import RepairLog, UserError
+from dcltal.errors import UserError
 
 CLASSES_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "thumos14" / "classes"
 CLASSES_CSV = CLASSES_DIR / "thumos14_classes.csv"
@@ -111,14 +111,10 @@ def test_json_scores_in_class_order_missing_labels_zero(tmp_path):
     np.testing.assert_array_equal(out["b"], [0.0, 0.0, 1.0])
 
 
-def test_json_video_without_scores_is_a_counted_warning(tmp_path, capsys):
+def test_json_video_without_scores_is_an_error(tmp_path):
     (tmp_path / "s.json").write_text(json.dumps({"a": {"Run": 0.7}}))
-    log = RepairLog()
-    out = load_video_scores(tmp_path / "s.json", ["a", "b", "c"], ["Run"], repairs=log)
-    assert list(out) == ["a"]
-    assert log.counts["videos with no video-level scores (detected without them)"] == 2
-    load_video_scores(tmp_path / "s.json", ["a", "b"], ["Run"])
-    assert "no video-level scores" in capsys.readouterr().err
+    with pytest.raises(UserError, match=r"s\.json have no entry for video b"):
+        load_video_scores(tmp_path / "s.json", ["a", "b"], ["Run"])
 
 
 @pytest.mark.parametrize("obj, match", [

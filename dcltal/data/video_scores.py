@@ -12,8 +12,8 @@ Two layouts:
 - a JSON ``{video: {label: score}}``; a class a video does not list scores 0.
 
 The values are returned as stored (UntrimmedNet's are softmax scores); fusing them is the
-engine's job. A video of ``videos`` without scores (absent from the JSON) is left out of the
-result with a counted warning, so that it is detected without video-level fusion.
+engine's job. Every video asked for must have scores: a video absent from the JSON is a
+UserError (scoring it without them would rank its detections on another scale than the rest).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from typing import Mapping
 
 import numpy as np
 
-from dcltal.errors import RepairLog, UserError
+from dcltal.errors import UserError
 from dcltal.io import existing_path, read_json
 
 # UCF101 ids of the THUMOS14 detection classes, from the official THUMOS14 annotation readme
@@ -105,7 +105,7 @@ def _from_untrimmednet(path: Path, videos: list[str], classes: list[str],
     return out
 
 
-def _from_json(path: Path, videos: list[str], classes: list[str], log: RepairLog) -> dict[str, np.ndarray]:
+def _from_json(path: Path, videos: list[str], classes: list[str]) -> dict[str, np.ndarray]:
     obj = read_json(path, "video scores")
     if not isinstance(obj, dict):
         raise UserError(f"video scores {path}: expected a JSON object {{video: {{label: score}}}}")
@@ -113,8 +113,8 @@ def _from_json(path: Path, videos: list[str], classes: list[str], log: RepairLog
     out = {}
     for vid in videos:
         if vid not in obj:
-            log.add("videos with no video-level scores (detected without them)", vid)
-            continue
+            raise UserError(f"video scores {path} have no entry for video {vid}; give scores for every video "
+                            "(or set infer.video_scores to builtin or null)")
         entry = obj[vid]
         if not isinstance(entry, dict):
             raise UserError(f"video scores {path}: video {vid}: expected {{label: score}}, got {type(entry).__name__}")
@@ -131,21 +131,13 @@ def _from_json(path: Path, videos: list[str], classes: list[str], log: RepairLog
 
 
 def load_video_scores(path: str | os.PathLike, videos: list[str], classes: list[str],
-                      class_map: str | os.PathLike | Mapping[str, int] | None = None,
-                      repairs: RepairLog | None = None) -> dict[str, np.ndarray]:
+                      class_map: str | os.PathLike | Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
     """Video-level class scores of ``path`` -> ``{video: [C] float64}`` in the order of ``classes``.
 
     ``.npy``: UntrimmedNet's layout (see the module docstring; ``class_map`` maps class names to
-    UCF101 ids); anything else: a JSON ``{video: {label: score}}``. Repairs go to ``repairs``, or
-    are reported on stderr at once without one.
+    UCF101 ids); anything else: a JSON ``{video: {label: score}}``.
     """
     p = existing_path(path, "video scores")
-    own_log = repairs is None
-    log = RepairLog() if own_log else repairs
     if p.suffix.lower() == ".npy":
-        out = _from_untrimmednet(p, list(videos), list(classes), class_map)
-    else:
-        out = _from_json(p, list(videos), list(classes), log)
-    if own_log:
-        log.report(str(p))
-    return out
+        return _from_untrimmednet(p, list(videos), list(classes), class_map)
+    return _from_json(p, list(videos), list(classes))
