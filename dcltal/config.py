@@ -32,6 +32,7 @@ class DataConfig:
     feature_stride: int = 4
     feature_window: int = 16
     streams: dict[str, list[int]] = field(default_factory=lambda: {"rgb": [0, 1024], "flow": [1024, 2048]})
+    feature_cache: bool = False  # keep loaded features in memory as float16 (DESIGN §4)
     avoid_videos: str | None = None  # a file of video ids (first word a line) left out of training and evaluation
 
 
@@ -81,6 +82,7 @@ class TrainConfig:
 class InferConfig:
     stream_weights: dict[str, float] = field(default_factory=lambda: {"rgb": 5.0, "flow": 6.0})
     video_scores: str | None = "builtin"  # builtin | null | a uNet_test.npy or JSON {video: {label: score}}
+    video_score_classes: str | None = None  # for a uNet_test.npy: class -> UCF101 id map (CSV class_name,ucf101_id or classInd.txt); null: THUMOS14's ids
     video_top_k: int = 2
     top_k: int = 500  # (proposal, class) pairs kept per video before NMS
     nms: str = "hard"  # hard | soft
