@@ -217,3 +217,15 @@ def test_binary_file_is_not_a_proposal_list(tmp_path):
     (tmp_path / "p.bin").write_bytes(b"\x93\xff\xfe\x00\x81")
     with pytest.raises(UserError, match="not a text file"):
         load_proposals(tmp_path / "p.bin", None, 30.0)
+
+
+def test_activitynet_ids_match_with_or_without_the_v_prefix(tmp_path):
+    # BSN writes v_<youtube id>.csv; the official annotations have the bare id
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "v_H-yBxySDyTw.csv").write_text("xmin,xmax,score\n0.25,0.5,0.9\n")
+    out = load_proposals(tmp_path / "csv", {"H-yBxySDyTw": _video("H-yBxySDyTw", 20.0)}, 30.0)
+    np.testing.assert_allclose(out["H-yBxySDyTw"], [[5.0, 10.0, 0.9]])
+    # and the other way round: bare ids in the JSON, v_ ids in the annotations
+    write_proposal_json(tmp_path / "p.json", {"QhiKgeJV3k0": np.array([[1.0, 2.0, 0.5]])})
+    out = load_proposals(tmp_path / "p.json", {"v_QhiKgeJV3k0": _video("v_QhiKgeJV3k0", 20.0)}, 30.0)
+    np.testing.assert_allclose(out["v_QhiKgeJV3k0"], [[1.0, 2.0, 0.5]])

@@ -13,6 +13,9 @@ score, highest first (a stable sort: tied scores keep file order). Formats:
   *normalised* lists (frame count times multiplier <= 1) hold fractions of the video's duration
   instead of frames, and need the durations from the annotations.
 
+ActivityNet ids are matched with or without BSN's ``v_`` prefix (BSN names its CSVs
+``v_<youtube id>.csv``; the official annotations and BSN's JSON drop the prefix).
+
 Repairs, each counted once per kind and reported on stderr: proposals reaching outside the video
 are clipped to it (those wholly outside are dropped); a reversed segment is swapped; a video of
 ``videos`` with no proposals gets an empty ``[0, 3]`` array (it yields no detections).
@@ -56,20 +59,29 @@ def load_proposals(path: str | os.PathLike, videos: Mapping[str, Any] | None, de
     return out
 
 
+def _alias(vid: str, found) -> str | None:
+    """The key of ``found`` for ``vid``: itself, or the same ActivityNet id with/without ``v_``."""
+    for key in (vid, "v_" + vid, vid[2:] if vid.startswith("v_") else None):
+        if key is not None and key in found:
+            return key
+    return None
+
+
 def _select_and_repair(path: Path, raw: dict[str, tuple[np.ndarray, float | None]],
                        videos: Mapping[str, Any] | None, log: RepairLog) -> dict[str, np.ndarray]:
     """Keep the videos asked for, clip to each video's duration, sort by score descending."""
     ids = list(raw) if videos is None else list(videos)
-    if videos and not any(v in raw for v in ids):
+    keys = {vid: _alias(vid, raw) for vid in ids}
+    if videos and not any(keys.values()):
         raise UserError(f"proposals {path} hold none of the {len(ids)} videos asked for (e.g. {ids[0]}); "
                         "check that data.proposals belongs to these annotations")
     out: dict[str, np.ndarray] = {}
     for vid in ids:
-        if vid not in raw or len(raw[vid][0]) == 0:
+        if keys[vid] is None or len(raw[keys[vid]][0]) == 0:
             log.add("videos with no proposals (they yield no detections)", vid)
             out[vid] = np.zeros((0, 3))
             continue
-        props, file_duration = raw[vid]
+        props, file_duration = raw[keys[vid]]
         duration = getattr(videos[vid], "duration", None) if videos is not None else None
         if duration is None:
             duration = file_duration
@@ -128,11 +140,13 @@ def _read_bsn_dir(path: Path, videos: Mapping[str, Any] | None) -> dict[str, tup
     if videos is None:
         raise UserError(f"proposals {path} are BSN CSVs in fractions of the duration: "
                         "they need an annotation file with durations (data.annotations)")
+    names = {f.stem for f in path.glob("*.csv")}
     out = {}
     for vid, video in videos.items():
-        f = path / f"{vid}.csv"
-        if not f.is_file():
+        stem = _alias(vid, names)
+        if stem is None:
             continue
+        f = path / f"{stem}.csv"
         if getattr(video, "duration", None) is None:
             raise UserError(f"video {vid} has no duration in the annotations, needed for the BSN CSV {f}; "
                             "add `duration` to the annotation file")
