@@ -101,12 +101,41 @@ class EvalConfig:
 
 
 @dataclass
+class ProposalsConfig:
+    """The built-in BMN-style proposal generator (``model.kind: proposals``; docs/proposals.md)."""
+
+    mode: str = "window"  # window: sliding windows (long THUMOS-like videos) | rescale: each video resampled to temporal_scale
+    temporal_scale: int = 128  # T: locations in a window
+    snippets_per_location: float = 2.0  # window mode: snippets between two locations (1 = native resolution)
+    window_overlap: float = 0.5  # window mode: fraction of a window shared with the next
+    max_duration: int = 40  # D: longest proposal, in locations (rows of the confidence map)
+    num_samples: int = 8  # N: points the BM layer samples a proposal with
+    samples_per_bin: int = 3  # sub-points averaged in each of the N bins
+    extend_ratio: float = 0.5  # the BM layer samples the proposal expanded by this fraction of its length each side
+    hidden_1d: int = 64  # width of the base module and the temporal evaluation module
+    hidden_3d: int = 128  # width after the BM layer's convolution over the N samples
+    hidden_2d: int = 64  # width of the 2D convolutions of the confidence map
+    groups: int = 4  # grouped 1D convolutions, as BMN
+    boundary_width: float = 3.0  # start/end regions of a ground truth, in locations (BMN: 3)
+    lambda_pem: float = 1.0  # weight of the proposal evaluation loss
+    lambda_reg: float = 10.0  # weight of the regression map's loss inside it (BMN: 10)
+    cls_positive: float = 0.9  # tIoU above which a map entry is a positive of the classification map
+    reg_positive: float = 0.6  # tIoU above which a map entry is a positive of the regression map's sampling
+    windows_per_batch: int = 16
+    peak_ratio: float = 0.5  # candidate boundaries: local maxima, or probability above this fraction of the max
+    pre_nms_top_k: int = 2000  # candidates per video kept for Soft-NMS
+    soft_nms_sigma: float = 0.4  # Gaussian Soft-NMS decay exp(-tIoU^2 / sigma)
+    max_proposals: int = 200  # proposals written per video
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     infer: InferConfig = field(default_factory=InferConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    proposals: ProposalsConfig = field(default_factory=ProposalsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -123,6 +152,7 @@ _CHOICES = {
     "infer.cls_feature": ("cls", "loc"),
     "infer.loc_feature": ("cls", "loc"),
     "eval.protocol": ("thumos14", "activitynet"),
+    "proposals.mode": ("window", "rescale"),
 }
 
 
@@ -200,6 +230,11 @@ def _validate(cfg: Config) -> None:
         raise UserError("config keys data.feature_stride, data.feature_window and data.fps must be positive")
     if len(cfg.train.samples_per_video) != 3:
         raise UserError("config key train.samples_per_video: expected [foreground, incomplete, background]")
+    p = cfg.proposals
+    if p.temporal_scale < 2 or not 1 <= p.max_duration < p.temporal_scale:
+        raise UserError("config keys proposals.temporal_scale / max_duration: need 1 <= max_duration < temporal_scale")
+    if not 0 <= p.window_overlap < 1 or p.snippets_per_location <= 0:
+        raise UserError("config keys proposals.window_overlap in [0, 1) and proposals.snippets_per_location > 0")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
