@@ -1,0 +1,48 @@
+"""``dcltal infer CONFIG --checkpoint CKPT --out RESULTS.json``: detections in the ActivityNet results format.
+
+The data and inference settings come from CONFIG (and ``--set``), the model from the checkpoint.
+With ``--set data.annotations=null`` every video in ``data.features`` is processed, its duration
+taken from its feature length. ``--cls-from A --loc-from B`` takes classification from checkpoint
+A and completeness and regression from checkpoint B (the paper's Table 3).
+"""
+from __future__ import annotations
+
+import argparse
+
+from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--checkpoint", metavar="CKPT", help="checkpoint written by dcltal train (last.pt or best.pt)")
+    parser.add_argument("--out", required=True, metavar="RESULTS.json", help="where to write the detections")
+    parser.add_argument("--subset", metavar="NAME", help="annotation subset to run on (default: data.test_subset)")
+    parser.add_argument("--cls-from", metavar="CKPT", help="take the classification head's input from this checkpoint")
+    parser.add_argument("--loc-from", metavar="CKPT", help="take completeness and regression from this checkpoint")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    from dcltal.engine.dataset import VideoDataset  # torch only after the arguments are known good
+    from dcltal.engine.predictor import Predictor
+
+    cls_from, loc_from = args.cls_from or args.checkpoint, args.loc_from or args.checkpoint
+    if cls_from is None or loc_from is None:
+        raise UserError("dcltal infer needs --checkpoint CKPT, or both --cls-from CKPT and --loc-from CKPT")
+    predictor = Predictor.from_checkpoint(cls_from, cfg.train.device)
+    if loc_from != cls_from:
+        predictor = predictor.with_localization_from(Predictor.from_checkpoint(loc_from, cfg.train.device))
+    subset = args.subset or cfg.data.test_subset
+    dataset = VideoDataset.from_config(cfg, subset if cfg.data.annotations is not None else None)
+    if getattr(dataset, "classes", None) and list(dataset.classes) != predictor.classes:
+        raise UserError(f"the classes of {cfg.data.annotations} differ from the checkpoint's "
+                        f"({len(dataset.classes)} vs {len(predictor.classes)}); use the annotations it was trained on")
+    results = predictor.detect(dataset, cfg, progress=True)
+
+    from dcltal.io import write_json
+
+    write_json(args.out, results)
+    count = sum(len(d) for d in results["results"].values())
+    print(f"wrote {count} detections in {len(results['results'])} videos to {args.out}")
+    return 0

@@ -1,0 +1,145 @@
+"""A trained checkpoint, ready to detect: ``dcltal.load(CKPT).predict(features, proposals)``.
+
+The checkpoint (one file, loaded with ``weights_only=True``; layout in docs/architecture.md)
+carries each stream's Detector, the config it was trained with, the class names, the regression
+statistics and, where ``dcltal train`` fitted one, the built-in video-level classifier.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+from dcltal.config import Config, config_from_dict
+from dcltal.data.grid import TimeGrid
+from dcltal.engine.inference import InferenceVideo, SplitDetector, detect
+from dcltal.engine.video_classifier import load_video_classifiers, video_level_scores
+from dcltal.errors import UserError
+from dcltal.io import existing_path
+
+CHECKPOINT_FORMAT = "dcltal-checkpoint/1"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA where present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda asked for (train.device), but torch sees no CUDA device; use auto or cpu")
+    return torch.device(name)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    p = existing_path(path, "checkpoint")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for a bad file; all mean the same to the user
+        raise UserError(f"checkpoint {p} could not be read ({type(e).__name__}); expected a file written by dcltal train") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"checkpoint {p} is not a {CHECKPOINT_FORMAT} file written by dcltal train")
+    return ckpt
+
+
+@dataclass
+class _Video:  # one video handed to predict(): what inference reads
+    id: str
+    grid: TimeGrid
+    duration: float | None
+    features: Mapping[str, np.ndarray]
+    proposals: np.ndarray
+
+
+class Predictor:
+    def __init__(self, cfg: Config, classes: list[str], models: dict[str, torch.nn.Module], coder,
+                 video_classifiers: dict | None = None, source: str = "checkpoint"):
+        self.cfg, self.classes, self.models, self.coder = cfg, classes, models, coder
+        self.video_classifiers = video_classifiers
+        self.source = source
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto") -> "Predictor":
+        from dcltal.model.detector import Detector
+        from dcltal.ops.segment_coder import SegmentCoder
+
+        ckpt = read_checkpoint(path)
+        cfg = config_from_dict(ckpt["config"])
+        dev = resolve_device(device)
+        models = {}
+        for stream, entry in ckpt["streams"].items():
+            model = Detector.from_config(cfg.model, int(entry["dim"]), len(ckpt["classes"]))
+            model.load_state_dict(entry["state_dict"])
+            models[stream] = model.to(dev).eval()
+        coder = SegmentCoder(**ckpt["coder"])
+        vc = ckpt.get("video_classifier")
+        return cls(cfg, list(ckpt["classes"]), models, coder, load_video_classifiers(vc, dev) if vc else None, str(path))
+
+    def with_localization_from(self, other: "Predictor") -> "Predictor":
+        """Classification from this checkpoint's models, completeness and regression from ``other``'s
+        (paper Table 3); the video-level classifier stays this one's."""
+        if other.classes != self.classes or set(other.models) != set(self.models):
+            raise UserError(f"checkpoints {self.source} and {other.source} differ in classes or streams; "
+                            "--cls-from and --loc-from need two models of the same data")
+        models = {s: SplitDetector(m, other.models[s]) for s, m in self.models.items()}
+        return Predictor(self.cfg, self.classes, models, other.coder, self.video_classifiers, self.source)
+
+    # -- video-level scores -------------------------------------------------------------------
+    def builtin_video_scores(self, features: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+        if not self.video_classifiers:
+            raise UserError(f"checkpoint {self.source} has no built-in video-level classifier; "
+                            "set infer.video_scores=null or name a scores file")
+        return video_level_scores(self.video_classifiers, features, weights)
+
+    def video_scores(self, videos: Iterable[InferenceVideo], infer_cfg) -> dict[str, np.ndarray] | None:
+        """{video: [C]} per ``infer.video_scores``: builtin, null (none) or an external file."""
+        source = infer_cfg.video_scores
+        if source is None:
+            return None
+        videos = list(videos)
+        if source == "builtin":
+            return {v.id: self.builtin_video_scores(v.features, infer_cfg.stream_weights) for v in videos}
+        from dcltal.data.video_scores import load_video_scores
+
+        return load_video_scores(source, [v.id for v in videos], self.classes, infer_cfg.video_score_classes)
+
+    # -- detection ----------------------------------------------------------------------------
+    def detect(self, videos: Iterable[InferenceVideo], cfg: Config | None = None, progress: bool = False) -> dict:
+        """The ActivityNet results JSON object for ``videos``, with ``cfg.infer`` (default: the
+        checkpoint's) choosing fusion, video-level scores and NMS."""
+        cfg = cfg or self.cfg
+        videos = list(videos)
+        return detect(self.models, videos, self.coder, cfg.infer, self.classes, self.video_scores(videos, cfg.infer),
+                      extend_ratio=self.cfg.model.extend_ratio, progress=progress)
+
+    def predict(self, features, proposals, *, duration: float | None = None, fps: float | None = None,
+                video_scores=None, **infer_overrides) -> list[dict]:
+        """Detections in one video: ``features`` {stream: [T, D]} or one [T, C] array (split by the
+        checkpoint's ``data.streams``), ``proposals`` [N, 2] (or [N, 3] with a score) in seconds.
+        Video-level scores: ``video_scores`` [C] where given, else the built-in classifier where the
+        config says ``builtin``, else none. ``infer_overrides`` replace keys of ``cfg.infer``
+        (e.g. ``nms="soft"``). Returns [{label, score, segment}] best first."""
+        data = self.cfg.data
+        if not isinstance(features, Mapping):
+            arr = np.asarray(features, dtype=np.float32)
+            if arr.ndim != 2 or arr.shape[1] < max(hi for _, hi in data.streams.values()):
+                raise UserError(f"features of shape {arr.shape}: expected [T, C] covering data.streams {data.streams}")
+            features = {s: arr[:, lo:hi] for s, (lo, hi) in data.streams.items()}
+        missing = set(self.models) - set(features)
+        if missing:
+            raise UserError(f"features lack stream(s) {sorted(missing)}; the checkpoint has {sorted(self.models)}")
+        proposals = np.asarray(proposals, dtype=np.float64)
+        if proposals.size == 0:
+            proposals = proposals.reshape(0, 2)
+        if proposals.ndim != 2 or proposals.shape[1] not in (2, 3):
+            raise UserError(f"proposals of shape {proposals.shape}: expected [N, 2] (start, end) seconds")
+        grid = TimeGrid(fps or data.fps, data.feature_stride, data.feature_window)
+        infer_cfg = replace(self.cfg.infer, **infer_overrides)
+        video = _Video("video", grid, duration, {s: np.asarray(features[s], dtype=np.float32) for s in self.models}, proposals)
+        if video_scores is None and infer_cfg.video_scores == "builtin" and self.video_classifiers:
+            video_scores = self.builtin_video_scores(video.features, infer_cfg.stream_weights)
+        scores = None if video_scores is None else {"video": np.asarray(video_scores, dtype=np.float64)}
+        res = detect(self.models, [video], self.coder, infer_cfg, self.classes, scores,
+                     extend_ratio=self.cfg.model.extend_ratio)
+        return res["results"]["video"]
