@@ -130,3 +130,40 @@ def _th14_one_class(gt, det, ambiguous, label, thr):
         else:
             fp += 1
     return ap / npos
+
+
+def proposal_reference(gt, proposals, max_avg=100, tiou=np.linspace(0.5, 0.95, 10)):
+    """recall [T, 100], average recall [100], AN [100] as eval_proposal.py's loops compute them.
+
+    gt: list of (video, start, end); proposals: list of (video, start, end, score), file order.
+    Only videos with ground truth are evaluated, and only their proposals counted.
+    """
+    videos = list(dict.fromkeys(g[0] for g in gt))
+    proposals = [p for p in proposals if p[0] in videos]
+    ratio = max_avg * float(len(videos)) / len(proposals)
+    score_lst, total = [], 0
+    for video in videos:
+        gts = np.array([[g[1], g[2]] for g in gt if g[0] == video])
+        props = [p for p in proposals if p[0] == video]
+        if not props:
+            score_lst.append(np.zeros((len(gts), 1)))
+            continue
+        scores = np.array([p[3] for p in props])
+        segs = np.array([[p[1], p[2]] for p in props])[scores.argsort()[::-1]]
+        n = min(int(len(segs) * ratio), len(segs))
+        total += n
+        segs = segs[:n]
+        score_lst.append(np.array([[pairwise_tiou(s[None], g[None])[0, 0] for s in segs] for g in gts]).reshape(len(gts), n))
+    pcn = np.arange(1, 101) / 100.0 * (max_avg * float(len(videos)) / total)
+    matches = np.empty((len(videos), len(pcn)))
+    positives = np.empty(len(videos))
+    recall = np.empty((len(tiou), len(pcn)))
+    for r, thr in enumerate(tiou):
+        for i, score in enumerate(score_lst):
+            positives[i] = score.shape[0]
+            hits = score >= thr
+            use = np.minimum((score.shape[1] * pcn).astype(int), score.shape[1])
+            for j, k in enumerate(use):
+                matches[i, j] = np.count_nonzero(hits[:, :k].sum(axis=1))
+        recall[r] = matches.sum(axis=0) / positives.sum()
+    return recall, recall.mean(axis=0), pcn * (float(total) / len(videos))
