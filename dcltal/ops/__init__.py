@@ -1,1 +1,2 @@
-"""Pure tensor functions: NMS, segment coding."""
+"""Pure tensor functions: region pooling (sparse-table max, prefix-sum means, pair-list attention),
+NMS, segment coding."""

@@ -1,0 +1,45 @@
+"""The context-based aggregation network (paper §3.3, Eq. 6-11; from ContextLoc, Zhu et al. 2021).
+
+For a region (a proposal or one of its extended regions) with snippet features F(t):
+  f_O   = max_t F(t)                                   (Eq. 6)
+  a(t)  = cos(f_O, F(t)), then ReLU and divided by the sum over the region, as ContextLoc's
+          released code normalises it (the paper's Eq. 7 leaves the normalisation unsaid)   (Eq. 7)
+  f_a   = W_a^O f_O + W_a sum_t a(t) F(t)              (Eq. 8, D/2)
+  f_g   = W_g maxpool_video(x) + mean_t W_l F(t)       (Eq. 9-10, D/2; x = the ORIGINAL video features)
+  f     = [f_a, f_g]                                   (Eq. 11, D)
+The per-snippet maps W_a F(t) and W_l F(t) are computed once per snippet, then pooled per region
+(attention over the flat pair list, means by prefix sums); f_O by a sparse table.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dcltal.ops.pooling import region_attention, region_max, region_mean
+
+
+class ContextAggregator(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        half = dim // 2
+        self.proposal = nn.Linear(dim, half)  # W_a^O on f_O
+        self.attended = nn.Linear(dim, half)  # W_a on the attended snippets
+        self.video = nn.Linear(dim, half)  # W_g on the video's max-pooled original features
+        self.local = nn.Linear(dim, half)  # W_l on the region's snippets
+
+    def forward(
+        self,
+        features: torch.Tensor,  # [S, D] per-snippet features (F_cls or F_loc) of the packed videos
+        lo: torch.Tensor,  # [R] first snippet of each region
+        hi: torch.Tensor,  # [R] end (exclusive) of each region
+        video_max: torch.Tensor,  # [V, D] Eq. 9 per video, of the original features
+        region_video: torch.Tensor,  # [R] video of each region
+    ) -> torch.Tensor:  # [R, D]
+        half = self.proposal.out_features
+        per_snippet = F.linear(features, torch.cat([self.attended.weight, self.local.weight]))  # [S, D]: W_a F, W_l F
+        wa_f, wl_f = per_snippet.split(half, dim=-1)
+        f_o = region_max(features, lo, hi)  # [R, D] Eq. 6
+        f_a = self.proposal(f_o) + region_attention(f_o, features, wa_f, lo, hi) + self.attended.bias  # Eq. 7-8
+        f_g = self.video(video_max)[region_video] + region_mean(wl_f, lo, hi) + self.local.bias  # Eq. 10
+        return torch.cat([f_a, f_g], dim=-1)  # Eq. 11

@@ -1,0 +1,102 @@
+"""One stream's detector (paper §3, Fig. 2): disentangle -> aggregate -> heads, per packed batch.
+
+Per snippet (once for all proposals, DESIGN §3): the D-Net (or the module a variant puts in its place)
+and the aggregators' per-snippet linear maps. Per region: sparse-table max, pair-list attention,
+prefix-sum means. The classification aggregator reads the centre region; the localization aggregator
+is shared by the centre and the two extended regions (one call over 3N regions).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dcltal.model.aggregate import ContextAggregator
+from dcltal.model.batch import PackedBatch
+from dcltal.model.disentangle import build_disentangler
+from dcltal.model.heads import ClassificationHead, LocalizationHead
+from dcltal.model.losses import Targets, detector_losses
+from dcltal.ops.pooling import region_mean
+
+FEATURES = ("cls", "loc")
+
+
+@dataclass
+class DetectorOutput:
+    cls_logits: torch.Tensor  # [N, C + 1], index 0 = background (Eq. 12)
+    completeness: torch.Tensor  # [N, C] (Eq. 13)
+    regression: torch.Tensor  # [N, 2] agnostic (Eq. 14), or [N, C, 2] class_specific
+    reconstruction: torch.Tensor  # [N] L_rec of each proposal (Eq. 3); zeros where the variant has no decoder
+
+
+def video_max(x: torch.Tensor, video_offsets: torch.Tensor) -> torch.Tensor:
+    """[V, D] Eq. 9: max over each video's original snippet features."""
+    bounds = video_offsets.tolist()
+    return torch.stack([x[a:b].amax(0) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+class Detector(nn.Module):
+    def __init__(self, dim: int, num_classes: int, variant: str = "dnet", hidden_dim: int = 256,
+                 cls_hidden: int = 1024, loc_hidden: int = 1536, dropout: float = 0.5, regression: str = "agnostic"):
+        super().__init__()
+        if regression not in ("agnostic", "class_specific"):
+            raise ValueError(f"unknown regression {regression!r} (agnostic or class_specific)")
+        self.dim, self.num_classes, self.variant = dim, num_classes, variant
+        self.disentangle = build_disentangler(variant, dim, hidden_dim)
+        self.aggregate_cls = ContextAggregator(dim)
+        self.aggregate_loc = ContextAggregator(dim)  # shared by the centre and both extended regions
+        self.cls_head = ClassificationHead(dim, cls_hidden, num_classes, dropout)
+        self.loc_head = LocalizationHead(3 * dim, loc_hidden, num_classes, dropout, regression == "class_specific")
+
+    @classmethod
+    def from_config(cls, model_cfg, dim: int, num_classes: int) -> "Detector":
+        return cls(dim, num_classes, variant=model_cfg.variant, hidden_dim=model_cfg.hidden_dim,
+                   cls_hidden=model_cfg.cls_hidden, loc_hidden=model_cfg.loc_hidden, dropout=model_cfg.dropout,
+                   regression=model_cfg.regression)
+
+    def snippet_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-snippet features of one video ([T, D] original features) for plots (paper Fig. 1):
+        {"original", "cls", "loc"} -> [T, D], and "reconstruction" -> [T] where the variant has a decoder."""
+        f_cls, f_loc, error = self.disentangle(x)
+        out = {"original": x, "cls": f_cls, "loc": f_loc}
+        if error is not None:
+            out["reconstruction"] = error
+        return out
+
+    def forward(self, batch: PackedBatch, cls_feature: str = "cls", loc_feature: str = "loc") -> DetectorOutput:
+        """``cls_feature`` / ``loc_feature``: which disentangled feature the classification branch and
+        the localization branch aggregate (Table 2 regrouping at test time; "cls" / "loc" by default)."""
+        if cls_feature not in FEATURES or loc_feature not in FEATURES:
+            raise ValueError(f"cls_feature / loc_feature must be one of {FEATURES}")
+        x = batch.features  # [S, D]
+        f_cls, f_loc, error = self.disentangle(x)
+        feats = {"cls": f_cls, "loc": f_loc}
+        global_max = video_max(x, batch.video_offsets)  # [V, D]
+        regions = batch.regions  # [N, 3, 2]: centre, left, right
+        n = regions.shape[0]
+        centre = regions[:, 0]
+        agg_cls = self.aggregate_cls(feats[cls_feature], centre[:, 0], centre[:, 1], global_max, batch.proposal_video)
+        flat = regions.transpose(0, 1).reshape(3 * n, 2)  # [3N, 2]: all centres, all lefts, all rights
+        agg_loc = self.aggregate_loc(feats[loc_feature], flat[:, 0], flat[:, 1], global_max,
+                                     batch.proposal_video.repeat(3))  # [3N, D]
+        f_c, f_l, f_r = agg_loc.split(n)
+        completeness, regression = self.loc_head(torch.cat([f_l, f_c, f_r], dim=-1))  # [f_L, f_loc, f_R]
+        if error is None:
+            rec = x.new_zeros(n)
+        else:
+            rec = region_mean(error.unsqueeze(1), centre[:, 0], centre[:, 1]).squeeze(1)  # [N]
+        return DetectorOutput(self.cls_head(agg_cls), completeness, regression, rec)
+
+    def losses(self, out: DetectorOutput, targets: Targets, batch: PackedBatch, lambda_reg: float = 0.5,
+               lambda_com: float = 0.5, ohem_ratio: float = 1 / 6, num_videos: int | None = None) -> dict[str, torch.Tensor]:
+        """Eq. 15: {cls, reg, com, rec, total}; per-video means summed and divided by ``num_videos``
+        (default: this batch's count; see :mod:`dcltal.model.losses` for splitting across processes)."""
+        return detector_losses(out, targets, batch.proposal_video, batch.num_videos, num_videos,
+                               lambda_reg, lambda_com, ohem_ratio)
+
+    @staticmethod
+    def scores(out: DetectorOutput) -> torch.Tensor:
+        """[N, C] Eq. 16: softmax(cls)[1:] * exp(completeness)."""
+        return F.softmax(out.cls_logits, dim=-1)[:, 1:] * torch.exp(out.completeness)
