@@ -44,7 +44,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 @dataclass
-class _Video:  # one video handed to predict(): what inference reads
+class InferenceRecord:  # one video as inference reads it (see InferenceVideo)
     id: str
     grid: TimeGrid
     duration: float | None
@@ -136,7 +136,7 @@ class Predictor:
             raise UserError(f"proposals of shape {proposals.shape}: expected [N, 2] (start, end) seconds")
         grid = TimeGrid(fps or data.fps, data.feature_stride, data.feature_window)
         infer_cfg = replace(self.cfg.infer, **infer_overrides)
-        video = _Video("video", grid, duration, {s: np.asarray(features[s], dtype=np.float32) for s in self.models}, proposals)
+        video = InferenceRecord("video", grid, duration, {s: np.asarray(features[s], dtype=np.float32) for s in self.models}, proposals)
         if video_scores is None and infer_cfg.video_scores == "builtin" and self.video_classifiers:
             video_scores = self.builtin_video_scores(video.features, infer_cfg.stream_weights)
         scores = None if video_scores is None else {"video": np.asarray(video_scores, dtype=np.float64)}

@@ -1,0 +1,50 @@
+"""``dcltal visualize CONFIG --checkpoint CKPT --video ID --out DIR``: the paper's Fig. 1/3-style
+attention curves (per stream, for the video's longest ground truths) and its detections-vs-ground-truth
+timeline, as PNGs. Data paths come from CONFIG, the model from the checkpoint."""
+from __future__ import annotations
+
+import argparse
+
+from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint written by dcltal train")
+    parser.add_argument("--video", required=True, metavar="ID", help="video id in data.annotations")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs")
+    parser.add_argument("--instances", type=int, default=2, metavar="K",
+                        help="attention curves for the K longest ground truths (default 2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if cfg.data.annotations is None or cfg.data.features is None:
+        raise UserError("dcltal visualize needs data.annotations and data.features in the config (ground truth to plot)")
+    from dcltal.data.annotations import load_annotations
+    from dcltal.data.features import FeatureStore
+    from dcltal.data.grid import TimeGrid
+    from dcltal.data.proposals import load_proposals
+    from dcltal.engine.predictor import InferenceRecord, Predictor
+    from dcltal.viz.video import video_figures
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, cfg.train.device)
+    annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
+    video = annotations.videos.get(args.video)
+    if video is None:
+        raise UserError(f"video {args.video!r} is not in {cfg.data.annotations} (e.g. {next(iter(annotations.videos), '')!r})")
+    if cfg.data.proposals is None:
+        raise UserError("config key data.proposals is not set; dcltal visualize detects on the video's proposals")
+    features = FeatureStore(cfg.data.features, cfg.data.streams).load(video.id)
+    proposals = load_proposals(cfg.data.proposals, {video.id: video}, cfg.data.fps)[video.id]
+    grid = TimeGrid(video.fps or cfg.data.fps, cfg.data.feature_stride, cfg.data.feature_window)
+    duration = video.duration or grid.duration(next(iter(features.values())).shape[0])
+    record = InferenceRecord(video.id, grid, duration, features, proposals)
+    detections = predictor.detect([record], cfg)["results"][video.id]
+    names = [annotations.classes[c] for c in video.labels]
+    figures = video_figures(predictor.models, video.id, grid, features, video.segments, names, detections,
+                            duration, args.out, instances=args.instances)
+    for _, name in figures:
+        print(f"{args.out}/{name}")
+    return 0
