@@ -113,8 +113,8 @@ class ProposalsConfig:
     samples_per_bin: int = 3  # sub-points averaged in each of the N bins
     extend_ratio: float = 0.5  # the BM layer samples the proposal expanded by this fraction of its length each side
     hidden_1d: int = 64  # width of the base module and the temporal evaluation module
-    hidden_3d: int = 128  # width after the BM layer's convolution over the N samples
-    hidden_2d: int = 64  # width of the 2D convolutions of the confidence map
+    hidden_3d: int = 64  # width after the BM layer's convolution over the N samples
+    hidden_2d: int = 32  # width of the 2D convolutions of the confidence map
     groups: int = 4  # grouped 1D convolutions, as BMN
     boundary_width: float = 3.0  # start/end regions of a ground truth, in locations (BMN: 3)
     lambda_pem: float = 1.0  # weight of the proposal evaluation loss
