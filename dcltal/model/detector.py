@@ -56,6 +56,16 @@ class Detector(nn.Module):
                    cls_hidden=model_cfg.cls_hidden, loc_hidden=model_cfg.loc_hidden, dropout=model_cfg.dropout,
                    regression=model_cfg.regression)
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters of each part (the keys of ``dcltal params --json``, CONTRACT §3): total, disentangle
+        (whatever sits in the D-Net's place; 0 for baseline), aggregate (both aggregators) and per module."""
+        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        parts = {name: count(getattr(self, name)) for name in
+                 ("disentangle", "aggregate_cls", "aggregate_loc", "cls_head", "loc_head")}
+        return {"total": count(self), "disentangle": parts["disentangle"],
+                "aggregate": parts["aggregate_cls"] + parts["aggregate_loc"],
+                "heads": parts["cls_head"] + parts["loc_head"], **parts}
+
     def snippet_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-snippet features of one video ([T, D] original features) for plots (paper Fig. 1):
         {"original", "cls", "loc"} -> [T, D], and "reconstruction" -> [T] where the variant has a decoder."""
