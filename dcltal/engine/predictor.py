@@ -114,12 +114,13 @@ class Predictor:
                       extend_ratio=self.cfg.model.extend_ratio, progress=progress)
 
     def predict(self, features, proposals, *, duration: float | None = None, fps: float | None = None,
-                video_scores=None, **infer_overrides) -> list[dict]:
+                video_level=None, **infer_overrides) -> list[dict]:
         """Detections in one video: ``features`` {stream: [T, D]} or one [T, C] array (split by the
         checkpoint's ``data.streams``), ``proposals`` [N, 2] (or [N, 3] with a score) in seconds.
-        Video-level scores: ``video_scores`` [C] where given, else the built-in classifier where the
-        config says ``builtin``, else none. ``infer_overrides`` replace keys of ``cfg.infer``
-        (e.g. ``nms="soft"``). Returns [{label, score, segment}] best first."""
+        ``infer_overrides`` replace keys of ``cfg.infer`` (e.g. ``nms="soft"``,
+        ``video_scores=None``). Video-level class scores: ``video_level`` [C] where given, else per
+        ``infer.video_scores``: the built-in classifier, or none. Returns [{label, score, segment}],
+        best first."""
         data = self.cfg.data
         if not isinstance(features, Mapping):
             arr = np.asarray(features, dtype=np.float32)
@@ -136,10 +137,14 @@ class Predictor:
             raise UserError(f"proposals of shape {proposals.shape}: expected [N, 2] (start, end) seconds")
         grid = TimeGrid(fps or data.fps, data.feature_stride, data.feature_window)
         infer_cfg = replace(self.cfg.infer, **infer_overrides)
-        video = InferenceRecord("video", grid, duration, {s: np.asarray(features[s], dtype=np.float32) for s in self.models}, proposals)
-        if video_scores is None and infer_cfg.video_scores == "builtin" and self.video_classifiers:
-            video_scores = self.builtin_video_scores(video.features, infer_cfg.stream_weights)
-        scores = None if video_scores is None else {"video": np.asarray(video_scores, dtype=np.float64)}
+        video = InferenceRecord("video", grid, duration, {s: np.asarray(features[s], dtype=np.float32) for s in self.models},
+                                proposals)
+        if video_level is None and infer_cfg.video_scores is not None:
+            if infer_cfg.video_scores != "builtin":
+                raise UserError("predict() reads no video-level scores file (it has no video id); pass "
+                                "video_level=[C scores] or video_scores=None")
+            video_level = self.builtin_video_scores(video.features, infer_cfg.stream_weights)
+        scores = None if video_level is None else {"video": np.asarray(video_level, dtype=np.float64)}
         res = detect(self.models, [video], self.coder, infer_cfg, self.classes, scores,
                      extend_ratio=self.cfg.model.extend_ratio)
         return res["results"]["video"]

@@ -1,0 +1,107 @@
+"""Predictor: a checkpoint file -> predict(features, proposals), with the real Detector."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import dcltal
+from dcltal.config import Config
+from dcltal.engine.predictor import CHECKPOINT_FORMAT, InferenceRecord, Predictor
+from dcltal.engine.video_classifier import train_video_classifier
+from dcltal.errors import UserError
+from dcltal.model.detector import Detector
+
+pytest.importorskip("dcltal.ops.segment_coder")  # the trainer's coder; the checkpoint names it
+
+D, C = 8, 3
+CLASSES = ["a", "b", "c"]
+
+
+def _config() -> Config:
+    cfg = Config()
+    cfg.data.streams = {"rgb": [0, D], "flow": [D, 2 * D]}
+    cfg.model.hidden_dim, cfg.model.cls_hidden, cfg.model.loc_hidden = 4, 16, 24
+    return cfg
+
+
+def _video(seed=0, t=40, n=30):
+    rng = np.random.default_rng(seed)
+    feats = np.abs(rng.normal(size=(t, 2 * D))).astype(np.float32)
+    start = rng.uniform(0, 4, n)
+    props = np.stack([start, start + rng.uniform(0.3, 2.5, n), rng.uniform(size=n)], 1)
+    return feats, props
+
+
+def _checkpoint(path, with_classifier=True, seed=0):
+    cfg = _config()
+    torch.manual_seed(seed)
+    streams = {s: {"dim": D, "state_dict": Detector.from_config(cfg.model, D, C).state_dict()} for s in ("rgb", "flow")}
+    vc = None
+    if with_classifier:
+        videos = [_video(s)[0] for s in range(4)]
+        vc = train_video_classifier([{"rgb": f[:, :D], "flow": f[:, D:]} for f in videos],
+                                    [np.array([s % C]) for s in range(4)], C, epochs=2, progress=False)
+    torch.save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "classes": CLASSES, "streams": streams,
+                "coder": {"kind": "agnostic", "mean": [0.01, -0.02], "std": [0.1, 0.2]},
+                "video_classifier": vc, "epoch": 1, "best_map": 0.0}, path)
+    return path
+
+
+def test_predict_from_array_or_streams_and_against_detect(tmp_path):
+    model = dcltal.load(_checkpoint(tmp_path / "m.pt"))
+    feats, props = _video(7)
+    dets = model.predict(feats, props)
+    assert dets and dets == model.predict({"rgb": feats[:, :D], "flow": feats[:, D:]}, props[:, :2])
+    assert all(d["label"] in CLASSES and 0 <= d["segment"][0] <= d["segment"][1] for d in dets)
+    scores = [d["score"] for d in dets]
+    assert scores == sorted(scores, reverse=True)
+    # predict() is detect() on one record, with the built-in video-level scores
+    record = InferenceRecord("video", _grid(model), None,
+                             {"rgb": feats[:, :D], "flow": feats[:, D:]}, props)
+    assert model.detect([record])["results"]["video"] == dets
+    # the built-in video-level classifier keeps at most video_top_k classes
+    assert len({d["label"] for d in dets}) <= model.cfg.infer.video_top_k
+
+
+def _grid(predictor):
+    from dcltal.data.grid import TimeGrid
+
+    d = predictor.cfg.data
+    return TimeGrid(d.fps, d.feature_stride, d.feature_window)
+
+
+def test_overrides_and_explicit_video_scores(tmp_path):
+    model = dcltal.load(_checkpoint(tmp_path / "m.pt"))
+    feats, props = _video(3)
+    only_c = model.predict(feats, props, video_level=[0.0, 0.0, 1.0])
+    assert only_c and {d["label"] for d in only_c} == {"c"}
+    soft = model.predict(feats, props, nms="soft", video_scores=None, max_detections=500)
+    hard = model.predict(feats, props, max_detections=500)
+    assert len(soft) >= len(hard)
+
+
+def test_split_of_one_checkpoint_with_itself_changes_nothing(tmp_path):
+    a = dcltal.load(_checkpoint(tmp_path / "a.pt"))
+    b = dcltal.load(_checkpoint(tmp_path / "b.pt", seed=1))
+    feats, props = _video(5)
+    assert a.with_localization_from(a).predict(feats, props) == a.predict(feats, props)
+    mixed = a.with_localization_from(b).predict(feats, props)
+    assert mixed != a.predict(feats, props) and mixed != b.predict(feats, props)
+
+
+def test_mistakes_are_user_errors(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="bad.pt"):
+        dcltal.load(tmp_path / "bad.pt")
+    with pytest.raises(UserError, match="not found"):
+        dcltal.load(tmp_path / "missing.pt")
+    model = dcltal.load(_checkpoint(tmp_path / "m.pt", with_classifier=False))
+    feats, props = _video(1)
+    with pytest.raises(UserError, match="expected \\[T, C\\]"):
+        model.predict(feats[:, :D], props)
+    with pytest.raises(UserError, match="no built-in video-level classifier"):
+        model.detect([InferenceRecord("v", _grid(model), None, {"rgb": feats[:, :D], "flow": feats[:, D:]}, props)])
+    with pytest.raises(UserError, match="no built-in video-level classifier"):
+        model.predict(feats, props)
+    assert model.predict(feats, props, video_scores=None)
