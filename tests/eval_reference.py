@@ -167,3 +167,37 @@ def proposal_reference(gt, proposals, max_avg=100, tiou=np.linspace(0.5, 0.95, 1
                 matches[i, j] = np.count_nonzero(hits[:, :k].sum(axis=1))
         recall[r] = matches.sum(axis=0) / positives.sum()
     return recall, recall.mean(axis=0), pcn * (float(total) / len(videos))
+
+
+def random_case(rng, videos=4, classes=3, max_gt=6, max_det=10, grid=0.5, ambiguous=True, extra_videos=1):
+    """A small random case on a coarse grid (so tied scores, tied tIoUs and zero-length segments occur).
+
+    Returns (annotations, results, gt, det, amb): the dcltal objects and the reference's lists.
+    """
+    from dcltal.data.annotations import Annotations, Video
+
+    names = [f"c{c}" for c in range(classes)]
+    vids, gt, amb = {}, [], []
+    for v in range(videos):
+        m = int(rng.integers(0, max_gt + 1))
+        start = rng.integers(0, 20, m) * grid
+        end = start + rng.integers(0, 8, m) * grid
+        label = rng.integers(0, classes, m)
+        a_start = rng.integers(0, 20, int(rng.integers(0, 2)) if ambiguous else 0) * grid
+        a = np.stack([a_start, a_start + 2 * grid], 1).reshape(-1, 2)
+        vid = f"v{v}"
+        vids[vid] = Video(vid, "S", None, None, np.stack([start, end], 1).reshape(-1, 2), label.astype(np.int64), a)
+        gt += [(vid, int(label[k]), float(start[k]), float(end[k])) for k in range(m)]
+        amb += [(vid, float(s), float(e)) for s, e in a]
+    results, det = {}, []
+    for v in range(videos + extra_videos):
+        n = int(rng.integers(0, max_det + 1))
+        start = rng.integers(0, 20, n) * grid
+        end = start + rng.integers(0, 8, n) * grid
+        label = rng.integers(0, classes, n)
+        score = rng.integers(0, 4, n) / 4.0
+        vid = f"v{v}"
+        results[vid] = [{"label": names[label[k]], "score": float(score[k]), "segment": [float(start[k]), float(end[k])]}
+                        for k in range(n)]
+        det += [(vid, int(label[k]), float(start[k]), float(end[k]), float(score[k])) for k in range(n)]
+    return Annotations(vids, names), {"results": results}, gt, det, amb
