@@ -87,7 +87,7 @@ def draw_layout(rng: np.random.Generator, num_classes: int) -> VideoLayout:
     true_segments = np.column_stack([starts, np.round(starts + lengths, 2)])
     # annotators disagree on boundaries: the annotation moves, the action in the features does not
     moved = true_segments + LABEL_NOISE * lengths[:, None] * rng.standard_normal((n, 2))
-    end = np.round(np.clip(moved.max(axis=1), 0.1, duration), 2)
+    end = np.clip(np.round(moved.max(axis=1), 2), 0.1, np.floor(duration * 100) / 100)
     segments = np.column_stack([np.round(np.clip(moved.min(axis=1), 0, end - 0.1), 2), end])
     run_up = rng.uniform(0.35, 0.5, n)
     take_off = rng.uniform(0.3, 0.4, n)

@@ -50,7 +50,7 @@ def draw_proposals(rng: np.random.Generator, segments: np.ndarray, annotated: np
     length = np.minimum(length, duration)
     # shift (not clip) into the video, so that no proposal falls below the shortest length
     start = np.clip(centre - length / 2, 0, duration - length)
-    props = np.column_stack([start, start + length])
+    props = np.column_stack([start, np.minimum(start + length, duration)])
     best = pairwise_tiou(props, annotated).max(axis=1) if n_gt else np.zeros(len(props))
     score = np.clip(0.8 * best + 0.15 + SCORE_SD * rng.standard_normal(len(props)), 0.01, 0.99)
     order = np.argsort(-score, kind="stable")
