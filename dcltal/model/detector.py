@@ -91,7 +91,7 @@ class Detector(nn.Module):
         flat = regions.transpose(0, 1).reshape(3 * n, 2)  # [3N, 2]: all centres, all lefts, all rights
         agg_loc = self.aggregate_loc(feats[loc_feature], flat[:, 0], flat[:, 1], global_max,
                                      batch.proposal_video.repeat(3))  # [3N, D]
-        f_c, f_l, f_r = agg_loc.split(n)
+        f_c, f_l, f_r = agg_loc.view(3, n, self.dim).unbind(0)
         completeness, regression = self.loc_head(torch.cat([f_l, f_c, f_r], dim=-1))  # [f_L, f_loc, f_R]
         if error is None:
             rec = x.new_zeros(n)
