@@ -229,3 +229,16 @@ def test_command_line(tmp_path, capsys):
     write_synthetic(tmp_path / "api", progress=False, **SMALL)
     assert _files(tmp_path / "cli") == _files(tmp_path / "api")
     assert main(["synth", str(tmp_path / "neg"), "--videos-test", "-1"]) == 2
+
+
+def test_linear_probes_find_the_data_learnable_but_not_solved(tmp_path):
+    """docs/synthetic.md's probes on a small set: far above chance (1/4), not perfect."""
+    from dcltal.data.synth.probe import probe
+
+    write_synthetic(tmp_path / "p", seed=0, videos_train=16, videos_test=8, classes=4, dim=16, progress=False)
+    report = probe(tmp_path / "p")
+    assert 0.5 < report["accuracy instance both"] < 1.0
+    # the run-up names the pair far better than the class within it
+    assert report["pair accuracy run-up flow"] > report["accuracy run-up flow"] + 0.1
+    assert 0.2 < report["ridge detector mAP@0.5 both"] < 0.95
+    assert report["statistics"]["proposal recall at tIoU 0.5, 0.7, 0.9"][0] >= 0.9
