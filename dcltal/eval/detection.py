@@ -32,13 +32,20 @@ def segment_tiou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(same_point, 1.0, iou)
 
 
-def interpolated_ap(prec: np.ndarray, rec: np.ndarray) -> float:
-    """Area under the interpolated precision envelope (VOC 2011), as the official utils.py sums it."""
-    mprec = np.concatenate([[0.0], prec, [0.0]])
-    mrec = np.concatenate([[0.0], rec, [1.0]])
-    mprec = np.maximum.accumulate(mprec[::-1])[::-1]  # precision envelope, right to left
-    idx = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
-    return float(np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx]))
+def interpolated_ap(prec: np.ndarray, rec: np.ndarray) -> np.ndarray:
+    """[T] area under the interpolated precision envelope (VOC 2011) of each row of prec, rec [T, n].
+
+    Summed row by row over the recall steps only, as the official utils.py does, so the numbers
+    agree to the last bit.
+    """
+    prec, rec = np.atleast_2d(prec), np.atleast_2d(rec)
+    edge = np.zeros((len(prec), 1))
+    mprec = np.hstack([edge, prec, edge])
+    mrec = np.hstack([edge, rec, edge + 1.0])
+    mprec = np.maximum.accumulate(mprec[:, ::-1], axis=1)[:, ::-1]  # precision envelope, right to left
+    step = mrec[:, 1:] != mrec[:, :-1]  # [T, n + 1] where recall moves
+    area = (mrec[:, 1:] - mrec[:, :-1]) * mprec[:, 1:]
+    return np.array([np.sum(a[m]) for a, m in zip(area, step)])
 
 
 def classes_in_order(gt: GroundTruth) -> np.ndarray:
@@ -62,24 +69,26 @@ def rank_by_class(det: Detections, classes: np.ndarray) -> tuple[np.ndarray, np.
     return np.concatenate(parts + [np.zeros(0, np.int64)]), bounds
 
 
-def _preference(pred: np.ndarray, local: np.ndarray, tiou: np.ndarray) -> np.ndarray:
-    """[P] rank of each pair's ground truth in its detection's official order (reversed argsort).
+def _pair_order(key: np.ndarray, pred: np.ndarray, local: np.ndarray, tiou: np.ndarray,
+                row_tiou) -> np.ndarray:
+    """Order of the pairs by (group, detection turn, the official visiting order of its ground truths).
 
-    pred [P] ascending, local [P] index of the ground truth among its group's. The official code
-    visits ``tiou_row.argsort()[::-1]``; a non-stable sort may order equal tIoUs either way, so
-    rows with ties ask numpy's argsort itself (rare: only exact ties need it).
+    The official code visits ``tiou_row.argsort()[::-1]`` (the row: all the group's ground truths
+    in file order). For distinct tIoUs that is highest first; numpy's default sort is not stable,
+    so a detection with tied tIoUs among its pairs asks numpy's argsort of its full row itself
+    (``row_tiou(p)``, indexed by ``local``): rare, only exact ties need it.
     """
-    order = np.lexsort((-local, -tiou, pred))  # highest tIoU first
-    start = np.flatnonzero(run_starts(pred))
-    run_start = np.repeat(start, np.diff(np.append(start, len(pred))))
-    pref = np.empty(len(pred), dtype=np.int64)
-    pref[order] = np.arange(len(pred)) - run_start
-    tied = run_starts(pred[order], tiou[order])
-    for p in np.unique(pred[order][~tied]):
-        lo, hi = np.searchsorted(pred, p, "left"), np.searchsorted(pred, p, "right")
-        visit = np.argsort(tiou[lo:hi])[::-1]
-        pref[lo + visit] = np.arange(hi - lo)
-    return pref
+    order = np.lexsort((-local, -tiou, pred, key))
+    tied = ~run_starts(pred[order], tiou[order])
+    for p in np.unique(pred[order][tied]):
+        lo, hi = np.searchsorted(pred[order], p, "left"), np.searchsorted(pred[order], p, "right")
+        row = row_tiou(p)
+        visit = np.argsort(row)[::-1]  # locals in the official visiting order
+        rank = np.empty(len(row), dtype=np.int64)
+        rank[visit] = np.arange(len(row))
+        mine = order[lo:hi]
+        order[lo:hi] = mine[np.argsort(rank[local[mine]])]
+    return order
 
 
 def activitynet_ap(gt: GroundTruth, det: Detections, tiou: list[float] | np.ndarray, num_classes: int
@@ -93,16 +102,25 @@ def activitynet_ap(gt: GroundTruth, det: Detections, tiou: list[float] | np.ndar
     gt_key = gt.labels * n_videos + gt.video  # [M]
     i, j = same_key_pairs(det_key, gt_key)  # [P] position in ranked, ground truth; j in file order
     overlap = segment_tiou(det.segments[ranked[i]], gt.segments[j])
-    group_start = np.searchsorted(np.sort(gt_key), gt_key[j])  # position of the group's first GT
-    local = np.argsort(np.argsort(gt_key, kind="stable"))[j] - group_start  # GT index inside its group
-    pref = _preference(i, local, overlap)
-    s = np.lexsort((pref, i, det_key[i]))  # pairs by group, detection turn (= rank), preference
+    keep = overlap >= thresholds.min()  # pairs below every threshold are never visited before a miss
+    i, j, overlap = i[keep], j[keep], overlap[keep]
+    gt_order = np.argsort(gt_key, kind="stable")  # [M] ground truth by group, file order inside
+    sorted_key = gt_key[gt_order]
+    local = np.empty(len(gt_key), dtype=np.int64)
+    local[gt_order] = np.arange(len(gt_key))
+    local -= np.searchsorted(sorted_key, gt_key)  # [M] index of each GT inside its group
+
+    def row_tiou(p):  # the official tIoU row of ranked detection p: its group's GTs in file order
+        members = gt_order[np.searchsorted(sorted_key, det_key[p]):np.searchsorted(sorted_key, det_key[p], "right")]
+        return segment_tiou(np.repeat(det.segments[ranked[p]][None], len(members), 0), gt.segments[members])
+
+    s = _pair_order(det_key[i], i, local[j], overlap, row_tiou)
     i, j, overlap, key = i[s], j[s], overlap[s], det_key[i[s]]
-    tp = np.zeros((len(thresholds), len(ranked)), dtype=bool)
     sel = [np.flatnonzero(overlap >= thr) for thr in thresholds]
     t = np.repeat(np.arange(len(thresholds)), [len(x) for x in sel])
     pos = np.concatenate(sel + [np.zeros(0, np.int64)])
     claimed = serial_greedy(t * (key.max(initial=0) + 1) + key[pos], i[pos], t * len(gt.labels) + j[pos])
+    tp = np.zeros((len(thresholds), len(ranked)), dtype=bool)  # [T, N']
     tp[t[claimed], i[pos][claimed]] = True
     npos = np.bincount(gt.labels, minlength=num_classes)
     ap = np.zeros((len(thresholds), len(classes)))
@@ -110,9 +128,7 @@ def activitynet_ap(gt: GroundTruth, det: Detections, tiou: list[float] | np.ndar
         tp_c = tp[:, bounds[c_i]:bounds[c_i + 1]]
         if not tp_c.shape[1]:
             continue
-        tp_cum = np.cumsum(tp_c, axis=1, dtype=np.float64)
+        tp_cum = np.cumsum(tp_c, axis=1, dtype=np.float64)  # [T, n_c]
         fp_cum = np.cumsum(~tp_c, axis=1, dtype=np.float64)
-        rec, prec = tp_cum / float(npos[c]), tp_cum / (tp_cum + fp_cum)
-        for t_i in range(len(thresholds)):
-            ap[t_i, c_i] = interpolated_ap(prec[t_i], rec[t_i])
+        ap[:, c_i] = interpolated_ap(tp_cum / (tp_cum + fp_cum), tp_cum / float(npos[c]))
     return ap, classes

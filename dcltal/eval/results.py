@@ -70,7 +70,7 @@ def detections(results: Any, gt: GroundTruth, classes: list[str], avoid: Iterabl
     for vid, dets in results["results"].items():
         if vid in avoid:
             continue
-        if not isinstance(dets, list) or not all(isinstance(d, dict) for d in dets):
+        if not isinstance(dets, list):
             raise UserError(f"{source}: video {vid!r}: expected a list of {{label, score, segment}} objects")
         if vid not in number:
             number[vid] = len(gt.video_ids)
@@ -81,6 +81,8 @@ def detections(results: Any, gt: GroundTruth, classes: list[str], avoid: Iterabl
             scores += [d["score"] for d in dets]
         except KeyError as e:
             raise UserError(f"{source}: video {vid!r}: a detection lacks the key {e.args[0]!r}") from None
+        except TypeError:
+            raise UserError(f"{source}: video {vid!r}: expected a list of {{label, score, segment}} objects") from None
         vids.append((number[vid], len(dets)))
     try:
         label_idx = np.fromiter((index[name] for name in labels), dtype=np.int64, count=len(labels))

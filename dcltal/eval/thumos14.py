@@ -24,9 +24,10 @@ from dcltal.eval.results import Detections, GroundTruth
 
 def kit_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[P] overlap of rows a[p] and b[p] ([P, 2] each) as intervaloverlapvalseconds.m computes it."""
-    a, b = np.sort(a, axis=1), np.sort(b, axis=1)
-    width = np.minimum(a[:, 1], b[:, 1]) - np.maximum(a[:, 0], b[:, 0])
-    hull = np.maximum(a[:, 1], b[:, 1]) - np.minimum(a[:, 0], b[:, 0])
+    a0, a1 = np.minimum(a[:, 0], a[:, 1]), np.maximum(a[:, 0], a[:, 1])  # reversed intervals swapped
+    b0, b1 = np.minimum(b[:, 0], b[:, 1]), np.maximum(b[:, 0], b[:, 1])
+    width = np.minimum(a1, b1) - np.maximum(a0, b0)
+    hull = np.maximum(a1, b1) - np.minimum(a0, b0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(width > 0, width / hull, 0.0)
 
@@ -47,6 +48,8 @@ def thumos14_ap(gt: GroundTruth, det: Detections, tiou: list[float] | np.ndarray
     # each ground truth's candidates, best overlap first, then best confidence
     j, i = same_key_pairs(gt_key, det_key)  # [P] ground truth (file order), detection
     overlap = kit_overlap(gt.segments[j], det.segments[i])
+    keep = overlap > thresholds.min()  # only these can ever be claimed
+    j, i, overlap = j[keep], i[keep], overlap[keep]
     s = np.lexsort((det_rank[i], -overlap, j, gt_key[j]))
     j, i, overlap, key = j[s], i[s], overlap[s], gt_key[j[s]]
     sel = [np.flatnonzero(overlap > thr) for thr in thresholds]
@@ -63,18 +66,17 @@ def thumos14_ap(gt: GroundTruth, det: Detections, tiou: list[float] | np.ndarray
 
     name_rank = np.empty(n_videos, dtype=np.int64)
     name_rank[np.argsort(np.array(gt.video_ids, dtype=object), kind="stable")] = np.arange(n_videos)
-    order = np.lexsort((file_order, name_rank[det.video], -det.scores))
+    order = np.lexsort((file_order, name_rank[det.video], -det.scores))  # the kit's final ranking
+    order = order[np.argsort(det.labels[order], kind="stable")]  # class by class, ranking kept
+    bounds = np.searchsorted(det.labels[order], np.concatenate([classes, [np.iinfo(np.int64).max]]))
     npos = np.bincount(gt.labels, minlength=num_classes)
     ap = np.zeros((len(thresholds), len(classes)))
     for c_i, c in enumerate(classes):
-        mine = order[det.labels[order] == c]  # [n_c] this class's detections in the final order
-        if not len(mine):
-            continue
+        mine = order[bounds[c_i]:bounds[c_i + 1]]  # [n_c] this class's detections, ranked
         for t_i in range(len(thresholds)):
             hit = tp[t_i, mine]
-            counted = hit | ~ambiguous[mine]
-            hit = hit[counted]
-            tp_cum = np.cumsum(hit, dtype=np.float64)
-            prec = tp_cum / np.arange(1, len(hit) + 1, dtype=np.float64)  # tp / (tp + fp)
-            ap[t_i, c_i] = (np.cumsum(prec[hit])[-1] if hit.any() else 0.0) / npos[c]
+            hit = hit[hit | ~ambiguous[mine]]  # unmatched detections on Ambiguous parts are dropped
+            if hit.any():
+                prec = np.cumsum(hit, dtype=np.float64) / np.arange(1, len(hit) + 1)  # tp / (tp + fp)
+                ap[t_i, c_i] = np.cumsum(prec[hit])[-1] / npos[c]  # summed in order, as the kit's loop
     return ap, classes
