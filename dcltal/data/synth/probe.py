@@ -64,7 +64,10 @@ def probe(out_dir: str | Path, nms_iou: float = 0.4) -> dict:
         x = np.load(out / "features" / f"{vid}.npy").astype(np.float64)  # [T, 2D]
         p = props[vid]
         iou = pairwise_tiou(p[:, :2], v.segments)  # [N, M]
+        centre = GRID.centres(len(x))
+        near = ((centre[:, None] > v.segments[:, 0] - 1) & (centre[:, None] < v.segments[:, 1] + 1)).any(axis=1)
         rows[vid] = {"parts": {k: _pool(x, _shift(v.segments, o)) for k, o in PARTS.items()},
+                     "background": x[~near].mean(axis=0, keepdims=True), "main": np.bincount(v.labels).argmax(),
                      "proposal": np.concatenate([_pool(x, _shift(p[:, :2], o)) for o in REGIONS], axis=1),
                      "best": iou.max(axis=1), "matched": v.labels[iou.argmax(axis=1)], "width": x.shape[1]}
     train, test = ann.in_subset("Validation"), ann.in_subset("Test")
@@ -81,6 +84,19 @@ def probe(out_dir: str | Path, nms_iou: float = 0.4) -> dict:
             pred = _apply(_ridge(xtr, onehot[ytr], 1.0), xte).argmax(axis=1)
             report[f"accuracy {part} {name}"] = float(np.mean(pred == yte))
             report[f"pair accuracy {part} {name}"] = float(np.mean(pred // 2 == yte // 2))
+        # the scene: the background alone tells the video's main class
+        xtr = np.concatenate([rows[v.id]["background"][:, cols] for v in train])
+        pred = _apply(_ridge(xtr, onehot[[rows[v.id]["main"] for v in train]], 1.0),
+                      np.concatenate([rows[v.id]["background"][:, cols] for v in test])).argmax(axis=1)
+        report[f"accuracy main class from background {name}"] = float(np.mean(pred == [rows[v.id]["main"] for v in test]))
+        # localization: a proposal's tIoU from its inside alone, and with its context (extensions, edges)
+        for label, regions in (("inside only", 1), ("with context", len(REGIONS))):
+            idx = np.concatenate([cols + k * width for k in range(regions)])
+            w = _ridge(np.concatenate([rows[v.id]["proposal"][:, idx] for v in train]),
+                       np.concatenate([rows[v.id]["best"] for v in train]), 10.0)
+            truth = np.concatenate([rows[v.id]["best"] for v in test])
+            guess = _apply(w, np.concatenate([rows[v.id]["proposal"][:, idx] for v in test]))
+            report[f"tIoU R2 {label} {name}"] = float(1 - np.mean((guess - truth) ** 2) / np.var(truth))
         report[f"ridge detector mAP@0.5 {name}"] = _ridge_detector(ann, rows, props, train, test, cols, width, nms_iou)
     return report
 
