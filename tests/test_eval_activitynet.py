@@ -155,3 +155,16 @@ def test_a_duplicate_detection_never_raises_ap(seed, data):
     tiou = [0.5, 0.75, 0.95]
     before, after = evaluate_results(ann, res, "S", tiou), evaluate_results(ann, dup, "S", tiou)
     assert all(a <= b for a, b in zip(after["per_class_ap"]["c0"], before["per_class_ap"]["c0"]))
+
+
+def test_tied_tiou_rows_follow_the_official_argsort():
+    # one detection ties with 20 ground truths (tIoU 1/3 each side), later ones reach single GTs:
+    # which GT the first takes depends on numpy's (non-stable) argsort of the row, as officially
+    segs = [[10.0 * k, 10.0 * k + 2] for k in range(20)] + [[1.0, 3.0], [-1.0, 1.0]] * 5
+    ann = _annotations(segs, [0] * len(segs))
+    dets = [("a", [0, 2], 0.9)] + [("a", s, 0.5) for s in segs[::3]] + [("a", [0.5, 2.5], 0.8)]
+    gt = [("v", 0, s, e) for s, e in segs]
+    det = [("v", 0, s[0], s[1], sc) for _, s, sc in dets]
+    tiou = [0.3, 0.5]
+    ref, _ = activitynet_reference(gt, det, tiou)
+    assert evaluate_results(ann, _results(dets), "S", tiou)["per_class_ap"]["a"] == list(ref[0])

@@ -79,10 +79,13 @@ def _pair_order(key: np.ndarray, pred: np.ndarray, local: np.ndarray, tiou: np.n
     (``row_tiou(p)``, indexed by ``local``): rare, only exact ties need it.
     """
     order = np.lexsort((-local, -tiou, pred, key))
+    starts = np.flatnonzero(run_starts(pred[order]))  # each detection's pairs are one run
+    ends = np.append(starts[1:], len(order))
+    run = np.cumsum(run_starts(pred[order])) - 1
     tied = ~run_starts(pred[order], tiou[order])
-    for p in np.unique(pred[order][tied]):
-        lo, hi = np.searchsorted(pred[order], p, "left"), np.searchsorted(pred[order], p, "right")
-        row = row_tiou(p)
+    for r in np.unique(run[tied]):
+        lo, hi = starts[r], ends[r]
+        row = row_tiou(pred[order[lo]])
         visit = np.argsort(row)[::-1]  # locals in the official visiting order
         rank = np.empty(len(row), dtype=np.int64)
         rank[visit] = np.arange(len(row))
