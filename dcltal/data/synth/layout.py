@@ -22,6 +22,7 @@ COVERAGE_RANGE = (0.3, 0.5)  # fraction of a video inside actions
 MIN_VIDEO_S, MIN_GAP_S = 30.0, 0.4
 SECOND_CLASS_P = 0.2  # videos with instances of a second class; half of them the confusable partner
 PARTNER_P = 0.5
+SECOND_CLASS_SHARE = 0.4  # share of a two-class video's instances that take the second class
 SCENE_MATCH_P = 0.75  # the scene is the main class's scene in this share of videos, a random one elsewhere
 FALSE_STARTS_MEAN = 2.0  # run-ups that lead to no action, per video (Poisson), not annotated
 FALSE_START_RANGE_S = (0.8, 2.0)
@@ -73,7 +74,7 @@ def draw_layout(rng: np.random.Generator, num_classes: int) -> VideoLayout:
         other = partner(main, num_classes) if rng.random() < PARTNER_P else int(rng.integers(num_classes))
         if other == main:
             other = (main + 1 + int(rng.integers(num_classes - 1))) % num_classes
-        labels[rng.random(n) < 0.4] = other
+        labels[rng.random(n) < SECOND_CLASS_SHARE] = other
     coverage = rng.uniform(*COVERAGE_RANGE)
     # the grid fixes the duration: T snippets span exactly GRID.duration(T) seconds
     want = max(MIN_VIDEO_S, lengths.sum() / coverage, lengths.sum() + (n + 1) * MIN_GAP_S * 2)
