@@ -5,12 +5,14 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dcltal.data.synth import DEFAULTS as D
+
     parser.add_argument("out_dir", metavar="OUT_DIR", help="directory to write (new, empty, or an earlier synth output)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same arguments give the same bytes (default 0)")
-    parser.add_argument("--videos-train", type=int, default=100, help="videos in subset Validation, the train split (default 100)")
-    parser.add_argument("--videos-test", type=int, default=50, help="videos in subset Test (default 50)")
-    parser.add_argument("--classes", type=int, default=8, help="action classes, in confusable pairs (default 8)")
-    parser.add_argument("--dim", type=int, default=64, help="feature width of one stream; files are 2*DIM wide (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same arguments give the same bytes (default %(default)s)")
+    parser.add_argument("--videos-train", type=int, default=D["videos_train"], help="videos in subset Validation, the train split (default %(default)s)")
+    parser.add_argument("--videos-test", type=int, default=D["videos_test"], help="videos in subset Test (default %(default)s)")
+    parser.add_argument("--classes", type=int, default=D["classes"], help="action classes, in confusable pairs (default %(default)s)")
+    parser.add_argument("--dim", type=int, default=D["dim"], help="feature width of one stream; files are 2*DIM wide (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:

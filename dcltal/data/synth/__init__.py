@@ -23,6 +23,7 @@ from dcltal.errors import UserError
 from dcltal.io import atomic_path, write_json, write_text
 
 FORMAT = "dcltal-synth/1"
+DEFAULTS = {"videos_train": 100, "videos_test": 50, "classes": 8, "dim": 64}  # why: docs/synthetic.md
 SUBSETS = (("Validation", "video_validation"), ("Test", "video_test"))  # THUMOS14's names: Validation = train
 
 
@@ -33,8 +34,9 @@ def class_names(num_classes: int) -> list[str]:
             for c in range(num_classes)]
 
 
-def write_synthetic(out_dir: str | os.PathLike, seed: int = 0, videos_train: int = 100, videos_test: int = 50,
-                    classes: int = 8, dim: int = 64, progress: bool = True) -> dict:
+def write_synthetic(out_dir: str | os.PathLike, seed: int = 0, videos_train: int = DEFAULTS["videos_train"],
+                    videos_test: int = DEFAULTS["videos_test"], classes: int = DEFAULTS["classes"],
+                    dim: int = DEFAULTS["dim"], progress: bool = True) -> dict:
     """Write OUT_DIR/annotations.json, features/<video>.npy ([T, 2*dim] float32: rgb then flow),
     proposals/<video>.csv (BSN) and classes.txt (CONTRACT §3). Same arguments, same bytes.
 
