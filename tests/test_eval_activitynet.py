@@ -79,7 +79,7 @@ def test_equal_to_the_reference_with_ties_and_zero_length(seed):
     assert list(out["per_class_ap"]) == [f"c{c}" for c in order]
     for c, ap in ref.items():
         assert out["per_class_ap"][f"c{c}"] == list(ap)  # bit for bit
-    assert out["mAP"] == np.array([ref[c] for c in order]).T.mean(axis=1).tolist()
+    assert out["mAP"] == np.stack([ref[c] for c in order], axis=1).mean(axis=1).tolist()
 
 
 case = st.integers(0, 2**32 - 1).map(lambda s: random_case(np.random.default_rng(s), max_gt=8, max_det=12))
