@@ -115,6 +115,16 @@ def _bad_label_results(d):
     return _write(d / "cases" / "bad_label.json", json.dumps(obj))
 
 
+def _official_dir(d, bad_file, bad_line):
+    """Official THUMOS14 per-class txt files, ``bad_file`` gets ``bad_line`` as its second line."""
+    out = d / "cases" / f"official_{bad_file}"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("Jump_test.txt", "Run_test.txt"):
+        extra = bad_line if name == bad_file else ""
+        (out / name).write_text("video_test_0000004  2.0 5.0\n" + extra)
+    return out
+
+
 def _bad_csv_dir(d):
     src = d / "proposals"
     out = d / "cases" / "bad_csv"
@@ -157,6 +167,9 @@ MISTAKES = {
     "eval: prediction label not a class": (
         "eval", lambda d: ["eval", "--gt", d / "annotations.json", "--pred", _bad_label_results(d), "--subset", "Test"],
         lambda d: ["Fly"]),
+    "eval: unknown subset": (
+        "eval", lambda d: ["eval", "--gt", d / "annotations.json", "--pred", d / "results.json", "--subset", "Tset"],
+        lambda d: ["Tset"]),
     "eval-proposals: missing proposals": (
         "eval-proposals", lambda d: ["eval-proposals", "--gt", d / "annotations.json", "--proposals", d / "nope",
                                      "--subset", "Test"],
@@ -168,6 +181,15 @@ MISTAKES = {
     "convert: missing annotation directory": (
         "convert", lambda d: ["convert", "thumos14", d / "no_such_dir", "--out", d / "cases" / "out.json"],
         lambda d: ["no_such_dir"]),
+    "convert: malformed official annotation line": (
+        "convert", lambda d: ["convert", "thumos14", _official_dir(d, "Jump_test.txt", "video_test_0000004  1.0 x\n"),
+                              "--out", d / "cases" / "out.json"],
+        lambda d: ["Jump_test.txt", "line 2"]),
+    "convert: malformed durations file": (
+        "convert", lambda d: ["convert", "thumos14", _official_dir(d, "Run_test.txt", "video_test_0000004  1.0 2.0\n"),
+                              "--out", d / "cases" / "out.json",
+                              "--durations", _write(d / "cases" / "durations.txt", "video_test_0000004.mp4\nlong\n")],
+        lambda d: ["durations.txt"]),
     "params: missing config": (
         "params", lambda d: ["params", d / "nope.yaml"], lambda d: ["nope.yaml"]),
     "params: malformed YAML": (
