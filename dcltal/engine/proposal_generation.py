@@ -1,0 +1,220 @@
+"""The built-in proposal generator around :class:`dcltal.model.bmn.BMN`: windows, training batches,
+decoding and Soft-NMS (docs/proposals.md).
+
+Windows (a config choice, ``proposals.mode``):
+- ``window``: long videos (THUMOS-like) are cut into windows of ``T`` locations that slide with
+  ``window_overlap``; a location is ``snippets_per_location`` snippets after the previous one, so a
+  window spans ``(T - 1) * snippets_per_location`` snippets. The last window is aligned with the
+  video's end; a video shorter than a window is zero-padded and its locations past the end are
+  never decoded.
+- ``rescale``: each video (ActivityNet-like) becomes one window of ``T`` locations spread evenly
+  from its first snippet to its last, features linearly interpolated (as BMN rescales to 100).
+
+A window is an affine map from locations to snippet coordinates, and :class:`TimeGrid` takes
+snippet coordinates to seconds, so ground truth and proposals cross between the two in one place.
+
+Decoding (BMN §3.6): candidate starts (ends) are locations whose starting (ending) probability is a
+local maximum or above ``peak_ratio`` of the window's maximum; every candidate start is paired with
+every candidate end 1..D locations later; a pair scores ``p_f = p_s * p_e * sqrt(p_cc * p_cr)`` with
+the confidence map's two channels at its entry. The candidates of all windows of a video go through
+Gaussian Soft-NMS together (overlapping windows propose the same segment twice; Soft-NMS decays the
+copy).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from dcltal.config import Config, ProposalsConfig
+from dcltal.data.annotations import load_annotations
+from dcltal.data.bmn_targets import boundary_labels, confidence_map_labels
+from dcltal.data.features import FeatureStore
+from dcltal.data.grid import TimeGrid
+from dcltal.errors import UserError
+from dcltal.model.bmn import BMN
+from dcltal.model.bmn_losses import bmn_losses
+from dcltal.ops.nms import soft_nms
+
+
+@dataclass(frozen=True)
+class Window:
+    first: float  # snippet coordinate of location 0
+    step: float  # snippets between two locations
+    length: int  # locations inside the video (the rest of the window is zero padding)
+
+    def coords(self, temporal_scale: int) -> np.ndarray:
+        """[T] snippet coordinate of each location."""
+        return self.first + self.step * np.arange(temporal_scale, dtype=np.float64)
+
+    def to_locations(self, coords: np.ndarray) -> np.ndarray:
+        return (np.asarray(coords, dtype=np.float64) - self.first) / self.step
+
+
+@dataclass
+class ProposalVideo:
+    id: str
+    grid: TimeGrid
+    duration: float  # seconds
+    features: np.ndarray  # [T_v, C] every stream side by side (BMN reads two-stream features together)
+    segments: np.ndarray  # [M, 2] ground truth, seconds (empty where there is none)
+
+
+def video_windows(num_snippets: int, cfg: ProposalsConfig) -> list[Window]:
+    """The windows that cover a video of ``num_snippets`` snippets."""
+    T = cfg.temporal_scale
+    last = num_snippets - 1  # snippet coordinate of the video's last snippet
+    if cfg.mode == "rescale":
+        return [Window(0.0, max(last, 1e-6) / (T - 1), T)]
+    step = cfg.snippets_per_location
+    span = (T - 1) * step
+    hop = max(step, round(T * (1 - cfg.window_overlap)) * step)
+    firsts = list(np.arange(0.0, max(last - span, 0.0) + 1e-9, hop))
+    if firsts[-1] + span < last:
+        firsts.append(last - span)  # align the last window with the video's end
+    return [Window(float(f), step, min(T, int(math.floor((last - f) / step + 1e-9)) + 1)) for f in firsts]
+
+
+def window_features(features: np.ndarray, window: Window, temporal_scale: int) -> np.ndarray:
+    """[T, C] features at the window's locations: linear interpolation between snippets, zeros past
+    the video's end."""
+    coords = window.coords(temporal_scale)
+    last = features.shape[0] - 1
+    left = np.clip(np.floor(coords), 0, last).astype(np.int64)
+    right = np.minimum(left + 1, last)
+    w = np.clip(coords - left, 0.0, 1.0)[:, None]
+    out = (1 - w) * features[left] + w * features[right]
+    out[np.arange(temporal_scale) >= window.length] = 0
+    return out.astype(np.float32)
+
+
+def window_targets(video: ProposalVideo, window: Window, cfg: ProposalsConfig) -> tuple[np.ndarray, ...]:
+    """(G_S [T], G_E [T], G_C [D, T]) of a window, from the video's ground truth in seconds."""
+    gt = window.to_locations(video.grid.to_index(video.segments)).reshape(-1, 2)  # [M, 2] locations
+    start, end = boundary_labels(gt, cfg.temporal_scale, cfg.boundary_width)
+    return start, end, confidence_map_labels(gt, cfg.temporal_scale, cfg.max_duration)
+
+
+def load_proposal_videos(cfg: Config, subset: str | None) -> list[ProposalVideo]:
+    """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), all
+    streams of ``data.streams`` side by side."""
+    store = FeatureStore(cfg.data.features, cfg.data.streams)
+    if cfg.data.annotations is None:
+        records = [(vid, None, None, np.zeros((0, 2))) for vid in store.video_ids()]
+    else:
+        ann = load_annotations(cfg.data.annotations, cfg.data.classes)
+        records = [(v.id, v.fps, v.duration, v.segments) for v in ann.in_subset(subset or cfg.data.test_subset)]
+    videos = []
+    for vid, fps, duration, segments in records:
+        streams = store.load(vid)
+        features = np.concatenate([streams[name] for name in cfg.data.streams], axis=1)  # [T_v, C]
+        grid = TimeGrid(fps or cfg.data.fps, cfg.data.feature_stride, cfg.data.feature_window)
+        videos.append(ProposalVideo(vid, grid, duration or grid.duration(len(features)), features, segments))
+    return videos
+
+
+class TrainingWindows:
+    """Every training window with its targets, computed once: features [W, T, C], G_S and G_E
+    [W, T], G_C [W, D, T]. Windows without any ground truth inside are left out (BMN trains on
+    windows that hold actions)."""
+
+    def __init__(self, videos: list[ProposalVideo], cfg: ProposalsConfig):
+        feats, starts, ends, maps = [], [], [], []
+        for video in videos:
+            for window in video_windows(len(video.features), cfg):
+                start, end, iou_map = window_targets(video, window, cfg)
+                if iou_map.max() <= 0:
+                    continue
+                feats.append(window_features(video.features, window, cfg.temporal_scale))
+                starts.append(start), ends.append(end), maps.append(iou_map)
+        if not feats:
+            raise UserError("no training window holds any ground truth; check data.annotations and data.train_subset")
+        self.features = torch.from_numpy(np.stack(feats))  # [W, T, C]
+        self.start = torch.from_numpy(np.stack(starts))  # [W, T]
+        self.end = torch.from_numpy(np.stack(ends))  # [W, T]
+        self.iou_map = torch.from_numpy(np.stack(maps))  # [W, D, T]
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def batches(self, size: int, generator: torch.Generator, indices: torch.Tensor | None = None) -> Iterator[dict]:
+        """Shuffled batches of windows (of ``indices`` where given, e.g. one process's shard)."""
+        order = torch.arange(len(self)) if indices is None else indices
+        order = order[torch.randperm(len(order), generator=generator)]
+        for lo in range(0, len(order), size):
+            pick = order[lo : lo + size]
+            yield {"features": self.features[pick], "start": self.start[pick], "end": self.end[pick],
+                   "iou_map": self.iou_map[pick]}
+
+
+def training_losses(model: BMN, batch: dict, cfg: ProposalsConfig, generator: torch.Generator | None = None) -> dict:
+    """Forward a batch of windows and return the BMN losses (``total`` to minimise)."""
+    dev = next(model.parameters()).device
+    out = model(batch["features"].to(dev))
+    return bmn_losses(out, batch["start"].to(dev), batch["end"].to(dev), batch["iou_map"].to(dev), model.valid,
+                      cfg.lambda_pem, cfg.lambda_reg, cfg.cls_positive, cfg.reg_positive, generator)
+
+
+def boundary_candidates(prob: np.ndarray, peak_ratio: float = 0.5) -> np.ndarray:
+    """[L] bool: locations whose probability is a local maximum (above both neighbours; above the
+    one neighbour at either end) or above ``peak_ratio`` times the maximum (BMN §3.6)."""
+    prob = np.asarray(prob, dtype=np.float64)
+    if prob.size == 0:
+        return np.zeros(0, dtype=bool)
+    padded = np.concatenate([[-np.inf], prob, [-np.inf]])
+    peak = (prob > padded[:-2]) & (prob > padded[2:])
+    return peak | (prob > peak_ratio * prob.max())
+
+
+def decode_window(start: np.ndarray, end: np.ndarray, cls_map: np.ndarray, reg_map: np.ndarray, length: int,
+                  peak_ratio: float = 0.5) -> np.ndarray:
+    """One window's candidates [K, 3]: (start location, end location, p_f) for every candidate start
+    and end 1..D locations apart inside the first ``length`` locations; maps are [D, T]."""
+    D = cls_map.shape[0]
+    s = np.flatnonzero(boundary_candidates(start[:length], peak_ratio))  # [S]
+    e = np.flatnonzero(boundary_candidates(end[:length], peak_ratio))  # [E]
+    ss, ee = np.meshgrid(s, e, indexing="ij")
+    ok = (ee > ss) & (ee - ss <= D)
+    ss, ee = ss[ok], ee[ok]
+    k = ee - ss - 1
+    score = start[ss] * end[ee] * np.sqrt(cls_map[k, ss] * reg_map[k, ss])
+    return np.stack([ss, ee, score], axis=1).astype(np.float64) if len(ss) else np.zeros((0, 3))
+
+
+@torch.no_grad()
+def generate_proposals(model: BMN, videos: list[ProposalVideo], cfg: ProposalsConfig,
+                       progress: bool = False) -> dict[str, np.ndarray]:
+    """``{video: [N, 3]}`` (start s, end s, score), best first, at most ``max_proposals`` a video."""
+    from tqdm import tqdm
+
+    model.eval()
+    dev = next(model.parameters()).device
+    out = {}
+    for video in tqdm(videos, desc="propose", unit="video", disable=not progress):
+        windows = video_windows(len(video.features), cfg)
+        candidates = []
+        for lo in range(0, len(windows), cfg.windows_per_batch):
+            chunk = windows[lo : lo + cfg.windows_per_batch]
+            x = torch.from_numpy(np.stack([window_features(video.features, w, cfg.temporal_scale) for w in chunk]))
+            pred = model(x.to(dev))
+            arrays = [t.float().cpu().numpy() for t in (pred.start, pred.end, pred.cls_map, pred.reg_map)]
+            for j, w in enumerate(chunk):
+                found = decode_window(*(a[j] for a in arrays), w.length, cfg.peak_ratio)  # locations
+                coords = w.first + w.step * found[:, :2]
+                candidates.append(np.column_stack([video.grid.to_seconds(coords), found[:, 2]]))
+        out[video.id] = suppress(np.concatenate(candidates), video.duration, cfg)
+    return out
+
+
+def suppress(candidates: np.ndarray, duration: float, cfg: ProposalsConfig) -> np.ndarray:
+    """A video's candidates [K, 3] (seconds) -> the top ``pre_nms_top_k`` through Gaussian Soft-NMS,
+    clipped to ``[0, duration]``, at most ``max_proposals``, best first."""
+    candidates = candidates[np.argsort(-candidates[:, 2], kind="stable")[: cfg.pre_nms_top_k]]
+    candidates[:, :2] = np.clip(candidates[:, :2], 0.0, duration)
+    segments = torch.from_numpy(candidates[:, :2])
+    keep, scores = soft_nms(segments, torch.from_numpy(candidates[:, 2]), sigma=cfg.soft_nms_sigma,
+                            score_threshold=0.0, max_keep=cfg.max_proposals)
+    return np.column_stack([candidates[keep.numpy(), :2], scores.numpy()]) if len(keep) else np.zeros((0, 3))
