@@ -9,10 +9,14 @@ long tensors with ``hi > lo`` and return one row a region.
   ``x[lo:hi].max(0)`` taken at the first maximum.
 - :func:`region_sum` / :func:`region_mean`: prefix sums (float64, so a difference of two large
   sums over a long video keeps its precision).
-- :func:`region_attention`: Eq. 7-8, a cosine attention over the region's snippets, computed over the
-  flat list of (region, snippet) pairs with ``index_add_``.
+- :func:`attention_weights`: Eq. 7, the attention weights over the flat list of (region, snippet)
+  pairs, normalised per region with ``index_add_`` (what the attention plots show);
+- :func:`region_attention`: Eq. 7-8, the attention-weighted sum, computed in tiles of nearby regions
+  with batched matrix products (the pair list's gathers cost more than the arithmetic; see there).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -27,49 +31,49 @@ def _levels(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     return torch.floor(torch.log2(length.double())).long()
 
 
-def _sparse_table(x: torch.Tensor, top: int, with_index: bool):
-    """Levels 0..top: level k row t holds max(x[t : t + 2^k]) ([S - 2^k + 1, D]); with the row index of
-    the first maximum where ``with_index``."""
-    values, index = [x], [None]
-    if with_index:
-        index[0] = torch.arange(x.shape[0], device=x.device).unsqueeze(1).expand_as(x)
-    for k in range(1, top + 1):
-        half = 1 << (k - 1)
-        prev = values[-1]
-        left, right = prev[:-half], prev[half:]
-        take_right = right > left  # strict: a tie keeps the left (earlier) snippet
-        values.append(torch.where(take_right, right, left))
-        if with_index:
-            index.append(torch.where(take_right, index[-1][half:], index[-1][:-half]))
-    return values, index
-
-
 def region_max(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """[R, D] max over each region of ``x`` [S, D] (Eq. 6), by a sparse table.
 
-    Without autograd only the values are tabled; with it, the table also carries the first argmax so
-    the result is ``x.gather(0, index)`` and the gradient flows to exactly one snippet per channel.
+    Level k of the table holds max(x[t : t + 2^k]) for every t; a region of length K with
+    2^k <= K < 2^(k+1) is the max of two level-k entries (at lo and hi - 2^k, overlapping windows).
+    Levels are built one after the other and the regions of a level answered before the next one, so
+    only two levels ([S, D] each) live at a time. Without autograd only values are tabled; with it the
+    table also carries the row of the FIRST maximum (a tie keeps the earlier snippet), and the result is
+    ``x.gather(0, index)``: the gradient of ``x[lo:hi].max(0)`` taken at the first maximum, one snippet a
+    channel, as ``argmax`` picks it.
     """
-    r, d = lo.shape[0], x.shape[1]
+    r, s, d = lo.shape[0], x.shape[0], x.shape[1]
     if r == 0:
         return x.new_zeros(0, d)
     level = _levels(lo, hi)
     top = int(level.max())
     need_grad = torch.is_grad_enabled() and x.requires_grad
     with torch.no_grad():
-        values, index = _sparse_table(x.detach(), top, need_grad)
+        values = x.detach()  # level 0
+        index = torch.arange(s, device=x.device).unsqueeze(1).expand(s, d) if need_grad else None
         out = x.new_empty(r, d)
         arg = torch.empty(r, d, dtype=torch.long, device=x.device) if need_grad else None
         for k in range(top + 1):
+            if k > 0:  # level k from level k - 1
+                half = 1 << (k - 1)
+                left, right = values[:-half], values[half:]
+                if need_grad:
+                    take_right = right > left  # strict: a tie keeps the left (earlier) snippet
+                    values = torch.where(take_right, right, left)
+                    index = torch.where(take_right, index[half:], index[:-half])
+                else:
+                    values = torch.maximum(left, right)
             rows = torch.nonzero(level == k).squeeze(1)
             if rows.numel() == 0:
                 continue
-            a, b = lo[rows], hi[rows] - (1 << k)  # two overlapping windows of 2^k cover [lo, hi)
-            va, vb = values[k][a], values[k][b]
-            take_b = vb > va
-            out[rows] = torch.where(take_b, vb, va)
+            a, b = lo[rows], hi[rows] - (1 << k)  # the two windows of 2^k covering [lo, hi)
+            va, vb = values[a], values[b]
             if need_grad:
-                arg[rows] = torch.where(take_b, index[k][b], index[k][a])
+                take_b = vb > va
+                out[rows] = torch.where(take_b, vb, va)
+                arg[rows] = torch.where(take_b, index[b], index[a])
+            else:
+                out[rows] = torch.maximum(va, vb)
     if need_grad:
         return x.gather(0, arg)
     return out
@@ -114,9 +118,52 @@ def attention_weights(query: torch.Tensor, keys: torch.Tensor, lo: torch.Tensor,
     return w / total.clamp_min(ATTENTION_EPS)[region], region, snippet
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(COS_EPS)
+
+
 def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
-    """[R, E] sum over each region of a(t) * values[t] (the W_a F a^T term of Eq. 8, with ``values`` =
-    W_a F computed once per snippet, [S, E]); a(t) from :func:`attention_weights`."""
-    a, region, snippet = attention_weights(query, keys, lo, hi)
-    out = values.new_zeros(lo.shape[0], values.shape[1])
-    return out.index_add_(0, region, a.unsqueeze(1) * values[snippet])
+    """[R, E] sum over each region of a(t) * values[t]: the W_a F a^T term of Eq. 8, with ``values`` =
+    W_a F computed once per snippet ([S, E]) and a(t) as :func:`attention_weights` (query [R, D],
+    keys [S, D]).
+
+    Computed in tiles rather than pair by pair: gathering a key row for every (region, snippet) pair
+    moves M x D floats (M = sum of region lengths; ~100k pairs x 1024 a THUMOS video), which costs far
+    more than the arithmetic. Regions are grouped by length (L <= K < 2L, L a power of 2) and, within
+    a group, by start into bins of L snippets: bin j holds the regions starting in [jL, (j+1)L), which
+    all lie inside the window of snippets [jL, jL + W), W = 3L. The windows of consecutive bins are
+    strided views of the keys and values (no copy), so two batched matrix products over the bins give
+    the cosines [bins, G, W] and the weighted sums [bins, G, E] (G = the most regions in a bin, fewer
+    padded with zero queries); snippets outside a region are masked out.
+    """
+    r, s, d, e = lo.shape[0], keys.shape[0], keys.shape[1], values.shape[1]
+    out = values.new_zeros(r, e)
+    if r == 0:
+        return out
+    q = _unit(query)  # [R, D]: unit queries, so a dot product with a unit key is a cosine
+    level = _levels(lo, hi)
+    top = int(level.max())
+    pad_rows = 3 << top  # the widest window reaches this far past the last snippet
+    k = F.pad(_unit(keys), (0, 0, 0, pad_rows))  # [S + pad, D]
+    v = F.pad(values, (0, 0, 0, pad_rows))  # [S + pad, E]
+    for b in torch.unique(level).tolist():
+        step, width = 1 << b, 3 << b
+        rows = torch.nonzero(level == b).squeeze(1)  # [R_b]
+        bins = lo[rows] // step
+        order = torch.argsort(bins, stable=True)
+        rows, bins = rows[order], bins[order]
+        first = torch.searchsorted(bins, bins, right=False)  # first row of each row's bin
+        slot = torch.arange(rows.numel(), device=lo.device) - first  # [R_b] place in its bin
+        n_bins, g = -(-s // step), int(slot.max()) + 1
+        qt = q.new_zeros(n_bins, g, d).index_put((bins, slot), q[rows])  # [bins, G, D]
+        kw = k.as_strided((n_bins, width, d), (step * d, d, 1))  # [bins, W, D] overlapping windows, a view
+        vw = v.as_strided((n_bins, width, e), (step * e, e, 1))  # [bins, W, E]
+        cos = torch.bmm(qt, kw.transpose(1, 2))  # [bins, G, W]
+        col = (bins * step).unsqueeze(1) + torch.arange(width, device=lo.device)  # [R_b, W] snippet of each column
+        inside = torch.zeros(n_bins, g, width, dtype=torch.bool, device=lo.device)
+        inside[bins, slot] = (col >= lo[rows].unsqueeze(1)) & (col < hi[rows].unsqueeze(1))
+        w = torch.where(inside, F.relu(cos), 0.0)
+        w = w / w.sum(-1, keepdim=True).clamp_min(ATTENTION_EPS)
+        pooled = torch.bmm(w.to(vw.dtype), vw)  # [bins, G, E]
+        out = out.index_copy(0, rows, pooled[bins, slot])
+    return out
