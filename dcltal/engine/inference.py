@@ -128,6 +128,21 @@ def postprocess(
     return segments.cpu().double().numpy(), kept_scores.cpu().double().numpy(), label[keep].cpu().numpy()
 
 
+def _chunks(videos: list, max_videos: int, max_proposals: int) -> Iterable[list]:
+    """Consecutive groups of videos for one forward: at most ``max_videos``, and no more proposals
+    than ``max_proposals`` unless one video alone has more (bounds the memory of the pair list)."""
+    chunk, count = [], 0
+    for v in videos:
+        n = len(v.proposals)
+        if chunk and (len(chunk) == max_videos or count + n > max_proposals):
+            yield chunk
+            chunk, count = [], 0
+        chunk.append(v)
+        count += n
+    if chunk:
+        yield chunk
+
+
 def detect(
     models: Mapping[str, nn.Module],
     dataset: Iterable[InferenceVideo],
@@ -138,6 +153,7 @@ def detect(
     *,
     extend_ratio: float = 0.5,
     videos_per_batch: int = 8,
+    proposals_per_batch: int = 4096,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Detect actions in every video of ``dataset`` with one model per stream (``models``: stream ->
@@ -146,8 +162,7 @@ def detect(
     videos = list(dataset)
     results: dict[str, list[dict[str, Any]]] = {}
     bar = tqdm(total=len(videos), desc="inference", unit="video", disable=not progress)
-    for start in range(0, len(videos), videos_per_batch):
-        chunk = videos[start : start + videos_per_batch]
+    for chunk in _chunks(videos, videos_per_batch, proposals_per_batch):
         per_stream = {
             s: stream_predictions(m, s, chunk, coder, infer_cfg.cls_feature, infer_cfg.loc_feature, extend_ratio)
             for s, m in models.items()
