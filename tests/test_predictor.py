@@ -105,3 +105,52 @@ def test_mistakes_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="no built-in video-level classifier"):
         model.predict(feats, props)
     assert model.predict(feats, props, video_scores=None)
+
+
+def _synth_setup(tmp_path):
+    from dcltal.data.synth import write_synthetic
+
+    write_synthetic(tmp_path / "synth", seed=0, videos_train=2, videos_test=3, classes=C, dim=D, progress=False)
+    cfg = tmp_path / "cfg.yaml"
+    s = tmp_path / "synth"
+    cfg.write_text(f"data:\n  annotations: {s / 'annotations.json'}\n  features: {s / 'features'}\n"
+                   f"  proposals: {s / 'proposals'}\n  classes: {s / 'classes.txt'}\n"
+                   f"  streams: {{rgb: [0, {D}], flow: [{D}, {2 * D}]}}\ntrain:\n  device: cpu\n")
+    return cfg, (s / "classes.txt").read_text().split()
+
+
+def test_infer_command_on_a_subset_without_annotations_and_mixed(tmp_path, capsys):
+    import json
+
+    from dcltal.cli import main
+
+    cfg, classes = _synth_setup(tmp_path)
+    global CLASSES
+    saved, CLASSES = CLASSES, classes
+    try:
+        a, b = _checkpoint(tmp_path / "a.pt"), _checkpoint(tmp_path / "b.pt", seed=1)
+    finally:
+        CLASSES = saved
+    out = tmp_path / "res.json"
+    assert main(["infer", str(cfg), "--checkpoint", str(a), "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert sorted(res["results"]) == [f"video_test_{i:07d}" for i in (1, 2, 3)]
+    assert all(d["label"] in classes for dets in res["results"].values() for d in dets)
+    # new videos with no annotation file: every video in data.features
+    assert main(["infer", str(cfg), "--checkpoint", str(a), "--out", str(out), "--set", "data.annotations=null"]) == 0
+    every = json.loads(out.read_text())["results"]
+    assert len(every) == 5
+    # the same detections; ends at the video's end may differ by the duration's rounding
+    one, ann = every["video_test_0000001"], res["results"]["video_test_0000001"]
+    assert [(d["label"], d["score"]) for d in one] == [(d["label"], d["score"]) for d in ann]
+    np.testing.assert_allclose([d["segment"] for d in one], [d["segment"] for d in ann], atol=1e-3)
+    # Table 3: classification of one checkpoint, localization of another
+    assert main(["infer", str(cfg), "--cls-from", str(a), "--loc-from", str(b), "--out", str(out)]) == 0
+    mixed = json.loads(out.read_text())["results"]
+    assert mixed != res["results"] and set(mixed) == set(res["results"])
+    # mistakes: exit 2, one line
+    capsys.readouterr()
+    assert main(["infer", str(cfg), "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.pt" in err[0]
+    assert main(["infer", str(cfg), "--out", str(out)]) == 2

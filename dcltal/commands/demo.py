@@ -65,9 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     from dcltal.data.annotations import load_annotations
     from dcltal.data.synth import write_synthetic
-    from dcltal.engine.dataset import VideoDataset
     from dcltal.engine.inference import detect
-    from dcltal.engine.predictor import Predictor
+    from dcltal.engine.predictor import Predictor, inference_videos
     from dcltal.engine.report import Report, ReportRow, write_report
     from dcltal.engine.trainer import train
     from dcltal.eval import evaluate_results
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = train(cfg, out / "work")
     _say("[3/4] detecting on the test split and evaluating")
     predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
-    test = list(VideoDataset.from_config(cfg, cfg.data.test_subset))
+    test = inference_videos(cfg, cfg.data.test_subset, predictor.classes)
     annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
     level = predictor.video_scores(test, cfg.infer)
     ev = cfg.eval

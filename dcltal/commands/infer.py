@@ -24,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    from dcltal.engine.dataset import VideoDataset  # torch only after the arguments are known good
-    from dcltal.engine.predictor import Predictor
+    from dcltal.engine.predictor import Predictor, inference_videos  # torch only after the arguments are known good
 
     cls_from, loc_from = args.cls_from or args.checkpoint, args.loc_from or args.checkpoint
     if cls_from is None or loc_from is None:
@@ -33,12 +32,8 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(cls_from, cfg.train.device)
     if loc_from != cls_from:
         predictor = predictor.with_localization_from(Predictor.from_checkpoint(loc_from, cfg.train.device))
-    subset = args.subset or cfg.data.test_subset
-    dataset = VideoDataset.from_config(cfg, subset if cfg.data.annotations is not None else None)
-    if getattr(dataset, "classes", None) and list(dataset.classes) != predictor.classes:
-        raise UserError(f"the classes of {cfg.data.annotations} differ from the checkpoint's "
-                        f"({len(dataset.classes)} vs {len(predictor.classes)}); use the annotations it was trained on")
-    results = predictor.detect(dataset, cfg, progress=True)
+    videos = inference_videos(cfg, args.subset, predictor.classes)
+    results = predictor.detect(videos, cfg, progress=True)
 
     from dcltal.io import write_json
 

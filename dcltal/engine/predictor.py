@@ -6,8 +6,10 @@ statistics and, where ``dcltal train`` fitted one, the built-in video-level clas
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -50,6 +52,52 @@ class InferenceRecord:  # one video as inference reads it (see InferenceVideo)
     duration: float | None
     features: Mapping[str, np.ndarray]
     proposals: np.ndarray
+
+
+class StoredVideo:
+    """A video whose features are read from the store when used, so a test set never sits in
+    memory whole; the last few videos stay cached (inference reads each stream in turn)."""
+
+    def __init__(self, id: str, grid: TimeGrid, duration: float, proposals: np.ndarray, load):
+        self.id, self.grid, self.duration, self.proposals, self._load = id, grid, duration, proposals, load
+
+    @property
+    def features(self) -> dict[str, np.ndarray]:
+        return self._load(self.id)
+
+
+def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None = None) -> list[StoredVideo]:
+    """The videos to detect in: those of ``subset`` in ``data.annotations``, or, with
+    ``data.annotations`` null, every video in ``data.features`` (durations from the feature
+    length, CONTRACT §3). With ``classes``, the annotations must name the same classes."""
+    from dcltal.data.annotations import load_annotations
+    from dcltal.data.features import FeatureStore
+    from dcltal.data.proposals import load_proposals
+
+    data = cfg.data
+    if data.features is None:
+        raise UserError("config key data.features is not set; point it at the feature directory")
+    if data.proposals is None:
+        raise UserError("config key data.proposals is not set; inference needs proposals "
+                        "(BSN CSV directory, ActivityNet proposal JSON or SSN list; or run dcltal propose)")
+    store = FeatureStore(data.features, data.streams, cache=data.feature_cache)
+    load = functools.lru_cache(maxsize=16)(store.load)
+    if data.annotations is not None:
+        annotations = load_annotations(data.annotations, data.classes)
+        if classes is not None and list(annotations.classes) != list(classes):
+            raise UserError(f"the classes of {data.annotations} differ from the checkpoint's "
+                            f"({len(annotations.classes)} vs {len(classes)}); use the annotations it was trained on")
+        videos = {v.id: (v.fps, v.duration) for v in annotations.in_subset(subset or data.test_subset)}
+    else:
+        videos = {vid: (None, None) for vid in store.video_ids()}
+        if not videos:
+            raise UserError(f"no feature files in {data.features} (check data.features)")
+    grids = {vid: TimeGrid(fps or data.fps, data.feature_stride, data.feature_window) for vid, (fps, _) in videos.items()}
+    durations = {vid: d if d is not None else grids[vid].duration(next(iter(load(vid).values())).shape[0])
+                 for vid, (_, d) in videos.items()}
+    proposals = load_proposals(data.proposals, {vid: SimpleNamespace(duration=durations[vid], fps=grids[vid].fps)
+                                                for vid in videos}, data.fps)
+    return [StoredVideo(vid, grids[vid], durations[vid], proposals[vid], load) for vid in videos]
 
 
 class Predictor:
