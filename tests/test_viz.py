@@ -43,3 +43,26 @@ def test_figures_are_written_as_png(tmp_path):
     plot_attention(times, {"original": np.sin(times), "cls": np.cos(times)}, (1.0, 3.0), tmp_path / "att.png")
     for name in ("curves.png", "timeline.png", "att.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
+
+
+def test_visualize_command_writes_the_figures(tmp_path):
+    import pytest
+
+    pytest.importorskip("dcltal.ops.segment_coder")
+    from test_predictor import _checkpoint, _synth_setup
+
+    import test_predictor
+    from dcltal.cli import main
+
+    cfg, classes = _synth_setup(tmp_path)
+    saved, test_predictor.CLASSES = test_predictor.CLASSES, classes
+    try:
+        ckpt = _checkpoint(tmp_path / "m.pt")
+    finally:
+        test_predictor.CLASSES = saved
+    out = tmp_path / "figs"
+    assert main(["visualize", str(cfg), "--checkpoint", str(ckpt), "--video", "video_test_0000002", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert "timeline.png" in names and "attention_rgb_0.png" in names and "attention_flow_0.png" in names
+    assert all((out / n).read_bytes()[:8] == PNG for n in names)
+    assert main(["visualize", str(cfg), "--checkpoint", str(ckpt), "--video", "nope", "--out", str(out)]) == 2

@@ -23,10 +23,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.data.annotations is None or cfg.data.features is None:
         raise UserError("dcltal visualize needs data.annotations and data.features in the config (ground truth to plot)")
     from dcltal.data.annotations import load_annotations
-    from dcltal.data.features import FeatureStore
-    from dcltal.data.grid import TimeGrid
-    from dcltal.data.proposals import load_proposals
-    from dcltal.engine.predictor import InferenceRecord, Predictor
+    from dcltal.engine.predictor import Predictor, inference_videos
     from dcltal.viz.video import video_figures
 
     predictor = Predictor.from_checkpoint(args.checkpoint, cfg.train.device)
@@ -34,17 +31,11 @@ def run(args: argparse.Namespace) -> int:
     video = annotations.videos.get(args.video)
     if video is None:
         raise UserError(f"video {args.video!r} is not in {cfg.data.annotations} (e.g. {next(iter(annotations.videos), '')!r})")
-    if cfg.data.proposals is None:
-        raise UserError("config key data.proposals is not set; dcltal visualize detects on the video's proposals")
-    features = FeatureStore(cfg.data.features, cfg.data.streams).load(video.id)
-    proposals = load_proposals(cfg.data.proposals, {video.id: video}, cfg.data.fps)[video.id]
-    grid = TimeGrid(video.fps or cfg.data.fps, cfg.data.feature_stride, cfg.data.feature_window)
-    duration = video.duration or grid.duration(next(iter(features.values())).shape[0])
-    record = InferenceRecord(video.id, grid, duration, features, proposals)
+    record = next(v for v in inference_videos(cfg, video.subset, predictor.classes) if v.id == video.id)
     detections = predictor.detect([record], cfg)["results"][video.id]
     names = [annotations.classes[c] for c in video.labels]
-    figures = video_figures(predictor.models, video.id, grid, features, video.segments, names, detections,
-                            duration, args.out, instances=args.instances)
+    figures = video_figures(predictor.models, video.id, record.grid, record.features, video.segments, names,
+                            detections, record.duration, args.out, instances=args.instances)
     for _, name in figures:
         print(f"{args.out}/{name}")
     return 0
