@@ -23,17 +23,19 @@ copy).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import numpy as np
 import torch
 
-from dcltal.config import Config, ProposalsConfig
+from dcltal.config import Config, ProposalsConfig, config_from_dict
 from dcltal.data.annotations import load_annotations
 from dcltal.data.bmn_targets import boundary_labels, confidence_map_labels
 from dcltal.data.features import FeatureStore
 from dcltal.data.grid import TimeGrid
+from dcltal.engine.predictor import read_checkpoint, resolve_device
 from dcltal.errors import UserError
 from dcltal.model.bmn import BMN
 from dcltal.model.bmn_losses import bmn_losses
@@ -150,6 +152,55 @@ class TrainingWindows:
                    "iou_map": self.iou_map[pick]}
 
 
+class ProposalTask:
+    """What a generic training loop needs to train the generator (``dcltal train`` with
+    ``model.kind: proposals``): the model, shuffled batches of windows, their losses, a validation
+    score (proposal AUC of AR@AN on held-out training videos, higher is better) and the checkpoint
+    entry. ``train.val_fraction`` of the training videos (chosen by ``train.seed``) are held out."""
+
+    score_name = "AUC"
+
+    def __init__(self, cfg: Config, train_videos: list[ProposalVideo], val_videos: list[ProposalVideo]):
+        self.cfg, self.val_videos = cfg, val_videos
+        self.windows = TrainingWindows(train_videos, cfg.proposals)
+        self.in_dim = train_videos[0].features.shape[1]
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "ProposalTask":
+        videos = load_proposal_videos(cfg, cfg.data.train_subset)
+        order = np.random.default_rng(cfg.train.seed).permutation(len(videos))
+        n_val = int(round(cfg.train.val_fraction * len(videos))) if len(videos) > 1 else 0
+        val = sorted(order[:n_val].tolist())
+        train = sorted(order[n_val:].tolist())
+        return cls(cfg, [videos[i] for i in train], [videos[i] for i in val])
+
+    def build_model(self) -> BMN:
+        return BMN.from_config(self.cfg.proposals, self.in_dim)
+
+    def batches(self, generator: torch.Generator, indices: torch.Tensor | None = None) -> Iterator[dict]:
+        return self.windows.batches(self.cfg.proposals.windows_per_batch, generator, indices)
+
+    def losses(self, model: BMN, batch: dict, generator: torch.Generator | None = None) -> dict:
+        return training_losses(model, batch, self.cfg.proposals, generator)
+
+    def validate(self, model: BMN) -> dict[str, float]:
+        """AR@1/5/10/100 and AUC of the held-out videos' proposals (empty where none are held out)."""
+        from dcltal.data.annotations import Annotations, Video
+        from dcltal.eval.proposals import evaluate_proposals
+
+        held = [v for v in self.val_videos if len(v.segments)]
+        if not held:
+            return {}
+        proposals = generate_proposals(model, held, self.cfg.proposals)
+        gt = Annotations({v.id: Video(v.id, "val", v.duration, None, v.segments, np.zeros(len(v.segments), np.int64))
+                          for v in held}, classes=["action"])
+        scores = evaluate_proposals(gt, proposals, "val")
+        return {k: v for k, v in scores.items() if not isinstance(v, dict)}
+
+    def checkpoint_entry(self, model: BMN) -> dict:
+        return checkpoint_entry(model, self.cfg, self.in_dim)
+
+
 def training_losses(model: BMN, batch: dict, cfg: ProposalsConfig, generator: torch.Generator | None = None) -> dict:
     """Forward a batch of windows and return the BMN losses (``total`` to minimise)."""
     dev = next(model.parameters()).device
@@ -190,6 +241,7 @@ def generate_proposals(model: BMN, videos: list[ProposalVideo], cfg: ProposalsCo
     """``{video: [N, 3]}`` (start s, end s, score), best first, at most ``max_proposals`` a video."""
     from tqdm import tqdm
 
+    was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
     out = {}
@@ -206,6 +258,7 @@ def generate_proposals(model: BMN, videos: list[ProposalVideo], cfg: ProposalsCo
                 coords = w.first + w.step * found[:, :2]
                 candidates.append(np.column_stack([video.grid.to_seconds(coords), found[:, 2]]))
         out[video.id] = suppress(np.concatenate(candidates), video.duration, cfg)
+    model.train(was_training)
     return out
 
 
@@ -218,3 +271,30 @@ def suppress(candidates: np.ndarray, duration: float, cfg: ProposalsConfig) -> n
     keep, scores = soft_nms(segments, torch.from_numpy(candidates[:, 2]), sigma=cfg.soft_nms_sigma,
                             score_threshold=0.0, max_keep=cfg.max_proposals)
     return np.column_stack([candidates[keep.numpy(), :2], scores.numpy()]) if len(keep) else np.zeros((0, 3))
+
+
+# settings that shape the network or what a location means: a checkpoint's own, never the CONFIG's
+ARCHITECTURE_KEYS = ("mode", "temporal_scale", "snippets_per_location", "max_duration", "num_samples",
+                     "samples_per_bin", "extend_ratio", "hidden_1d", "hidden_3d", "hidden_2d", "groups")
+
+
+def checkpoint_entry(model: BMN, cfg: Config, in_dim: int) -> dict:
+    """The checkpoint's ``proposals`` entry: input width, streams (side by side, in order), weights."""
+    return {"dim": in_dim, "streams": list(cfg.data.streams), "state_dict": model.state_dict()}
+
+
+def load_generator(path: str | os.PathLike, cfg: Config) -> tuple[BMN, ProposalsConfig]:
+    """The trained network of a checkpoint written with ``model.kind: proposals``, on
+    ``train.device``, with its settings: architecture from the checkpoint, decoding from ``cfg``."""
+    ckpt = read_checkpoint(path)
+    entry = ckpt.get("proposals")
+    if entry is None:
+        raise UserError(f"checkpoint {path} holds no proposal generator; train one with --set model.kind=proposals")
+    if list(entry["streams"]) != list(cfg.data.streams):
+        raise UserError(f"checkpoint {path} was trained on streams {list(entry['streams'])}, but data.streams "
+                        f"names {list(cfg.data.streams)}; give the same streams")
+    trained = config_from_dict(ckpt["config"]).proposals
+    settings = replace(cfg.proposals, **{k: getattr(trained, k) for k in ARCHITECTURE_KEYS})
+    model = BMN.from_config(settings, int(entry["dim"]))
+    model.load_state_dict(entry["state_dict"])
+    return model.to(resolve_device(cfg.train.device)).eval(), settings
