@@ -122,3 +122,33 @@ def test_commands_do_not_import_torch(files, command):
             "assert rc == 0, rc; assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+ANET = DATA.parent / "activitynet13" / "activity_net.v1-3.derived.json"
+
+
+@needs_shared
+def test_real_activitynet_ground_truth_as_predictions_scores_one(tmp_path):
+    # includes the 12 zero-length segments (tIoU 1 with themselves) and 215 ending past the video
+    db = json.loads(ANET.read_text())["database"]
+    pred = {"results": {v: [{"label": a["label"], "score": 1.0, "segment": a["segment"]} for a in e["annotations"]]
+                        for v, e in db.items() if e["subset"] == "validation"}}
+    (tmp_path / "pred.json").write_text(json.dumps(pred))
+    assert main(["eval", "--gt", str(ANET), "--pred", str(tmp_path / "pred.json"), "--subset", "validation",
+                 "--json", str(tmp_path / "o.json")]) == 0
+    out = json.loads((tmp_path / "o.json").read_text())
+    assert len(out["per_class_ap"]) == 200 and out["mAP"] == [1.0] * 10
+
+
+@needs_shared
+def test_real_thumos14_converted_with_avoid_list(tmp_path):
+    assert main(["convert", "thumos14", str(DATA / "official_annotations" / "annotations_test"),
+                 "--out", str(tmp_path / "gt.json")]) == 0
+    af = json.loads((DATA / "actionformer" / "thumos14.json").read_text())["database"]
+    pred = {"results": {v: [{"label": a["label"], "score": 0.5, "segment": a["segment"]} for a in e["annotations"]]
+                        for v, e in af.items() if e["subset"] == "Test"}}
+    (tmp_path / "pred.json").write_text(json.dumps(pred))
+    args = ["eval", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json"), "--subset", "Test",
+            "--protocol", "thumos14", "--json", str(tmp_path / "o.json")]
+    assert main(args + ["--avoid", str(DATA / "ssn" / "test_avoid_videos.txt")]) == 0
+    assert json.loads((tmp_path / "o.json").read_text())["mAP"] == [1.0] * 5

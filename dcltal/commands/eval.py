@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dcltal.eval.results import paused_gc
+
+    with paused_gc():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from dcltal.data.annotations import load_annotations
     from dcltal.errors import UserError
     from dcltal.eval import evaluate_results

@@ -15,6 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dcltal.eval.results import paused_gc
+
+    with paused_gc():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from dcltal.data.annotations import load_annotations
     from dcltal.data.proposals import load_proposals
     from dcltal.eval.proposals import evaluate_proposals

@@ -12,7 +12,7 @@ import numpy as np
 from dcltal.data.annotations import Annotations
 from dcltal.errors import UserError
 from dcltal.eval.detection import activitynet_ap
-from dcltal.eval.results import detections, ground_truth
+from dcltal.eval.results import detections, ground_truth, paused_gc
 from dcltal.eval.thumos14 import thumos14_ap
 
 PROTOCOLS = {"activitynet": activitynet_ap, "thumos14": thumos14_ap}
@@ -40,9 +40,10 @@ def evaluate_results(annotations: Annotations, results: dict, subset: str, tiou:
     if not tiou or not all(0.0 < t <= 1.0 for t in tiou):
         raise UserError(f"tIoU thresholds must be in (0, 1], got {tiou}")
     avoid = set(avoid or ())
-    gt = ground_truth(annotations, subset, avoid)
-    det = detections(results, gt, annotations.classes, avoid, source)
-    ap, classes = PROTOCOLS[protocol](gt, det, tiou, len(annotations.classes))  # [T, K]
+    with paused_gc():  # parsing creates many small objects, and none in cycles
+        gt = ground_truth(annotations, subset, avoid)
+        det = detections(results, gt, annotations.classes, avoid, source)
+        ap, classes = PROTOCOLS[protocol](gt, det, tiou, len(annotations.classes))  # [T, K]
     mean_ap = ap.mean(axis=1) if ap.shape[1] else np.zeros(len(tiou))
     return {
         "tiou": tiou,

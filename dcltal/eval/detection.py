@@ -24,12 +24,21 @@ from dcltal.eval.results import Detections, GroundTruth
 
 def segment_tiou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[P] tIoU of rows a[p] and b[p] ([P, 2] each), in the official evaluator's arithmetic."""
-    inter = np.clip(np.minimum(a[:, 1], b[:, 1]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    union = (a[:, 1] - a[:, 0]) + (b[:, 1] - b[:, 0]) - inter
+    return tiou_of_columns(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
+
+
+def tiou_of_columns(a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray) -> np.ndarray:
+    """[P] tIoU of segments (a0, a1) and (b0, b1), each [P]; the official arithmetic, DESIGN §5 for points."""
+    inter = np.minimum(a1, b1) - np.maximum(a0, b0)
+    np.maximum(inter, 0.0, out=inter)
+    union = (a1 - a0) + (b1 - b0) - inter
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    same_point = (union <= 0) & (a[:, 0] == b[:, 0]) & (a[:, 1] == b[:, 1])
-    return np.where(same_point, 1.0, iou)
+        iou = inter / union
+    degenerate = union <= 0  # only where both are points (or reversed): DESIGN §5's rule
+    if degenerate.any():
+        same_point = (a0 == b0) & (a1 == b1)
+        iou[degenerate] = np.where(same_point[degenerate], 1.0, 0.0)
+    return iou
 
 
 def interpolated_ap(prec: np.ndarray, rec: np.ndarray) -> np.ndarray:
@@ -78,7 +87,7 @@ def _pair_order(key: np.ndarray, pred: np.ndarray, local: np.ndarray, tiou: np.n
     so a detection with tied tIoUs among its pairs asks numpy's argsort of its full row itself
     (``row_tiou(p)``, indexed by ``local``): rare, only exact ties need it.
     """
-    order = np.lexsort((-local, -tiou, pred, key))
+    order = np.lexsort((-local, -tiou, key * (pred.max(initial=0) + 1) + pred))
     starts = np.flatnonzero(run_starts(pred[order]))  # each detection's pairs are one run
     ends = np.append(starts[1:], len(order))
     run = np.cumsum(run_starts(pred[order])) - 1
@@ -104,7 +113,8 @@ def activitynet_ap(gt: GroundTruth, det: Detections, tiou: list[float] | np.ndar
     det_key = det.labels[ranked] * n_videos + det.video[ranked]  # [N'] (class, video) group
     gt_key = gt.labels * n_videos + gt.video  # [M]
     i, j = same_key_pairs(det_key, gt_key)  # [P] position in ranked, ground truth; j in file order
-    overlap = segment_tiou(det.segments[ranked[i]], gt.segments[j])
+    d0, d1 = det.segments[ranked, 0], det.segments[ranked, 1]  # [N'] columns gather faster than rows
+    overlap = tiou_of_columns(d0[i], d1[i], gt.segments[j, 0], gt.segments[j, 1])
     keep = overlap >= thresholds.min()  # pairs below every threshold are never visited before a miss
     i, j, overlap = i[keep], j[keep], overlap[keep]
     gt_order = np.argsort(gt_key, kind="stable")  # [M] ground truth by group, file order inside

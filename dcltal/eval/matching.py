@@ -47,7 +47,8 @@ def serial_greedy(group: np.ndarray, proposer: np.ndarray, target: np.ndarray) -
     new_proposer = run_starts(group, proposer)
     run = np.cumsum(new_proposer) - 1  # [P] proposer run id
     step = run - np.maximum.accumulate(np.where(run_starts(group), run, 0))  # turn inside the group
-    by_step = np.argsort(step, kind="stable")  # keeps (group, preference) order inside a step
+    small = np.uint16 if step.max() < 2**16 else np.int64  # small ints: numpy's radix sort
+    by_step = np.argsort(step.astype(small), kind="stable")  # keeps (group, preference) order inside a step
     bounds = np.searchsorted(step[by_step], np.arange(int(step.max()) + 2))
     taken = np.zeros(int(target.max()) + 1, dtype=bool)
     for k in range(len(bounds) - 1):
