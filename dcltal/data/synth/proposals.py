@@ -18,8 +18,8 @@ from dcltal.data.segments import pairwise_tiou
 COUNT_RANGE = (100, 200)  # proposals a video
 SHARE_NEAR_GT = 0.6  # target share of proposals around instances
 PER_INSTANCE_RANGE = (2, 10)
-JITTER_RANGE = (0.05, 0.4)  # boundary noise, in units of the instance's length
-FIRST_JITTER = 0.12
+JITTER_RANGE = (0.08, 0.6)  # boundary noise, in units of the instance's length
+FIRST_JITTER = 0.2
 MIN_BACKGROUND = 20
 LENGTH_FRAMES = (10, 300)
 SCORE_SD = 0.1
