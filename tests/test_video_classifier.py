@@ -60,3 +60,11 @@ def test_learns_which_classes_a_video_holds_and_round_trips():
         video_level_scores(again, test_features[0], {"rgb": 1.0}),
         video_level_scores({"rgb": classifiers["rgb"]}, test_features[0], {"rgb": 1.0}),
     )
+
+
+def test_packed_videos_give_each_video_its_own_logits():
+    torch.manual_seed(0)
+    model = VideoClassifier(D, C).eval()
+    videos = [torch.randn(t, D) for t in (9, 30, 17)]
+    packed = model(torch.cat(videos), [9, 30, 17])
+    torch.testing.assert_close(packed, torch.stack([model(v) for v in videos]))

@@ -143,6 +143,58 @@ def _chunks(videos: list, max_videos: int, max_proposals: int) -> Iterable[list]
         yield chunk
 
 
+def predict_streams(
+    models: Mapping[str, nn.Module],
+    videos: Sequence[InferenceVideo],
+    coder,
+    infer_cfg,
+    *,
+    extend_ratio: float = 0.5,
+    videos_per_batch: int = 8,
+    proposals_per_batch: int = 4096,
+    progress: bool = False,
+) -> Iterable[tuple[InferenceVideo, dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
+    """Per video, each stream's (scores [N, C], boundaries [N, 2] / [N, C, 2]): the model half of
+    inference, yielded video by video so that a large test set never sits in memory whole."""
+    bar = tqdm(total=len(videos), desc="inference", unit="video", disable=not progress)
+    for chunk in _chunks(list(videos), videos_per_batch, proposals_per_batch):
+        per_stream = {
+            s: stream_predictions(m, s, chunk, coder, infer_cfg.cls_feature, infer_cfg.loc_feature, extend_ratio)
+            for s, m in models.items()
+        }
+        for i, video in enumerate(chunk):
+            yield video, {s: p[i] for s, p in per_stream.items()}
+        bar.update(len(chunk))
+    bar.close()
+
+
+def video_detections(
+    video: InferenceVideo,
+    predictions: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    infer_cfg,
+    classes: Sequence[str],
+    video_scores: Mapping[str, np.ndarray] | None = None,
+) -> list[dict[str, Any]]:
+    """The fusion half of inference for one video: the streams of ``predictions`` fused (5:6),
+    video-level scores, top-k pairs, per-class NMS -> ActivityNet result entries, best first."""
+    scores = fuse_streams({s: p[0] for s, p in predictions.items()}, infer_cfg.stream_weights)
+    bounds = fuse_streams({s: p[1] for s, p in predictions.items()}, infer_cfg.stream_weights)
+    level = None
+    if video_scores is not None:
+        if video.id not in video_scores:
+            raise UserError(f"video-level scores (infer.video_scores) have no entry for video {video.id!r}")
+        level = torch.as_tensor(np.asarray(video_scores[video.id]), dtype=scores.dtype, device=scores.device)
+    proposals = torch.as_tensor(np.asarray(video.proposals, dtype=np.float64)[:, :2], device=scores.device)
+    segs, kept, labels = postprocess(scores, bounds, proposals, _video_duration(video), infer_cfg, level)
+    return [{"label": classes[c], "score": float(x), "segment": [float(a), float(b)]}
+            for (a, b), x, c in zip(segs, kept, labels)]
+
+
+def results_json(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The ActivityNet results JSON object (CONTRACT §2)."""
+    return {"version": f"dcltal {__version__}", "results": results, "external_data": {}}
+
+
 def detect(
     models: Mapping[str, nn.Module],
     dataset: Iterable[InferenceVideo],
@@ -159,28 +211,7 @@ def detect(
     """Detect actions in every video of ``dataset`` with one model per stream (``models``: stream ->
     Detector, or a :class:`SplitDetector`); ``video_scores``: video id -> [C] class scores to multiply
     in, or None. Returns the ActivityNet results JSON object (CONTRACT §2)."""
-    videos = list(dataset)
-    results: dict[str, list[dict[str, Any]]] = {}
-    bar = tqdm(total=len(videos), desc="inference", unit="video", disable=not progress)
-    for chunk in _chunks(videos, videos_per_batch, proposals_per_batch):
-        per_stream = {
-            s: stream_predictions(m, s, chunk, coder, infer_cfg.cls_feature, infer_cfg.loc_feature, extend_ratio)
-            for s, m in models.items()
-        }
-        for i, video in enumerate(chunk):
-            scores = fuse_streams({s: p[i][0] for s, p in per_stream.items()}, infer_cfg.stream_weights)
-            bounds = fuse_streams({s: p[i][1] for s, p in per_stream.items()}, infer_cfg.stream_weights)
-            level = None
-            if video_scores is not None:
-                if video.id not in video_scores:
-                    raise UserError(f"video-level scores (infer.video_scores) have no entry for video {video.id!r}")
-                level = torch.as_tensor(np.asarray(video_scores[video.id]), dtype=scores.dtype, device=scores.device)
-            proposals = torch.as_tensor(np.asarray(video.proposals, dtype=np.float64)[:, :2], device=scores.device)
-            segs, kept, labels = postprocess(scores, bounds, proposals, _video_duration(video), infer_cfg, level)
-            results[video.id] = [
-                {"label": classes[c], "score": float(x), "segment": [float(a), float(b)]}
-                for (a, b), x, c in zip(segs, kept, labels)
-            ]
-        bar.update(len(chunk))
-    bar.close()
-    return {"version": f"dcltal {__version__}", "results": results, "external_data": {}}
+    predictions = predict_streams(models, list(dataset), coder, infer_cfg, extend_ratio=extend_ratio,
+                                  videos_per_batch=videos_per_batch, proposals_per_batch=proposals_per_batch,
+                                  progress=progress)
+    return results_json({v.id: video_detections(v, p, infer_cfg, classes, video_scores) for v, p in predictions})

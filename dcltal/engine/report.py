@@ -32,11 +32,11 @@ class Report:
 
 def _table(rows: list[ReportRow]) -> list[str]:
     tiou = rows[0].metrics["tiou"]
-    head = "| method | streams | " + " | ".join(f"mAP@{t:g}" for t in tiou) + " | average |"
-    lines = [head, "|" + "---|" * (len(tiou) + 3)]
+    head = "| method | streams | " + " | ".join(f"mAP@{t:g}" for t in tiou) + " | average | notes |"
+    lines = [head, "|" + "---|" * (len(tiou) + 4)]
     for r in rows:
         cells = " | ".join(f"{100 * m:.2f}" for m in r.metrics["mAP"])
-        lines.append(f"| {r.method} | {r.streams} | {cells} | {100 * r.metrics['average_mAP']:.2f} |")
+        lines.append(f"| {r.method} | {r.streams} | {cells} | {100 * r.metrics['average_mAP']:.2f} | {r.note} |")
     return lines
 
 
@@ -45,9 +45,8 @@ def render(report: Report) -> str:
     lines += [f"- **{k}**: {v}" for k, v in report.setting.items()]
     lines += ["", "## Detection mAP (%) on the test split", ""]
     lines += _table(report.rows)
-    notes = [f"{r.method}, {r.streams}: {r.note}" for r in report.rows if r.note] + report.notes
-    if notes:
-        lines += [""] + [f"- {n}" for n in notes]
+    if report.notes:
+        lines += [""] + [f"- {n}" for n in report.notes]
     if report.figures:
         lines += ["", "## Figures", ""]
         for caption, name in report.figures:

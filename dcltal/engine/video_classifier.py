@@ -37,10 +37,16 @@ class VideoClassifier(nn.Module):
         model.load_state_dict(state)
         return model
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features [T, D] of one video -> [C] logits."""
-        logits = self.snippet(features)  # [T, C]
-        k = max(1, int(features.shape[0] * self.topk_ratio))
+    def forward(self, features: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
+        """features [T, D] of one video -> [C] logits; or several videos packed end to end
+        ([sum T_v, D] with ``lengths`` [T_v]) -> [V, C], in one pass of the snippet MLP."""
+        logits = self.snippet(features)  # [S, C]
+        pooled = [self._pool(part) for part in logits.split(lengths or [features.shape[0]])]
+        return pooled[0] if lengths is None else torch.stack(pooled)
+
+    def _pool(self, logits: torch.Tensor) -> torch.Tensor:
+        """[T, C] snippet logits -> [C]: the mean of each class's top T/8."""
+        k = max(1, int(logits.shape[0] * self.topk_ratio))
         return logits.topk(min(k, logits.shape[0]), dim=0).values.mean(dim=0)
 
 
@@ -83,7 +89,7 @@ def train_video_classifier(
             order = torch.randperm(len(data), generator=generator).tolist()
             for i in range(0, len(order), batch_videos):
                 batch = order[i : i + batch_videos]
-                logits = torch.stack([model(data[v]) for v in batch])  # [B, C]
+                logits = model(torch.cat([data[v] for v in batch]), [data[v].shape[0] for v in batch])  # [B, C]
                 loss = nn.functional.binary_cross_entropy_with_logits(logits, targets[batch])
                 optimizer.zero_grad()
                 loss.backward()
