@@ -70,9 +70,10 @@ def rank_by_class(det: Detections, classes: np.ndarray) -> tuple[np.ndarray, np.
     """
     by_label = np.argsort(det.labels, kind="stable")  # file order inside a class
     sorted_labels = det.labels[by_label]
+    lo, hi = np.searchsorted(sorted_labels, classes, "left"), np.searchsorted(sorted_labels, classes, "right")
     parts = []
-    for c in classes:
-        idx = by_label[np.searchsorted(sorted_labels, c, "left"):np.searchsorted(sorted_labels, c, "right")]
+    for a, b in zip(lo.tolist(), hi.tolist()):
+        idx = by_label[a:b]
         parts.append(idx[np.argsort(det.scores[idx])[::-1]])
     bounds = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
     return np.concatenate(parts + [np.zeros(0, np.int64)]), bounds
@@ -137,11 +138,12 @@ def activitynet_ap(gt: GroundTruth, det: Detections, tiou: list[float] | np.ndar
     tp[t[claimed], i[pos][claimed]] = True
     npos = np.bincount(gt.labels, minlength=num_classes)
     ap = np.zeros((len(thresholds), len(classes)))
+    tp_all = np.cumsum(tp, axis=1, dtype=np.int64)  # [T, N'] running counts, reset per class below
     for c_i, c in enumerate(classes):
-        tp_c = tp[:, bounds[c_i]:bounds[c_i + 1]]
-        if not tp_c.shape[1]:
+        lo, hi = bounds[c_i], bounds[c_i + 1]
+        if lo == hi:
             continue
-        tp_cum = np.cumsum(tp_c, axis=1, dtype=np.float64)  # [T, n_c]
-        fp_cum = np.cumsum(~tp_c, axis=1, dtype=np.float64)
+        tp_cum = (tp_all[:, lo:hi] - (tp_all[:, lo - 1:lo] if lo else 0)).astype(np.float64)  # [T, n_c]
+        fp_cum = np.arange(1, hi - lo + 1, dtype=np.float64) - tp_cum
         ap[:, c_i] = interpolated_ap(tp_cum / (tp_cum + fp_cum), tp_cum / float(npos[c]))
     return ap, classes
