@@ -7,12 +7,11 @@ import torch
 
 import dcltal
 from dcltal.config import Config
-from dcltal.engine.predictor import CHECKPOINT_FORMAT, InferenceRecord, Predictor
+from dcltal.engine.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from dcltal.engine.predictor import InferenceRecord, Predictor
 from dcltal.engine.video_classifier import train_video_classifier
 from dcltal.errors import UserError
 from dcltal.model.detector import Detector
-
-pytest.importorskip("dcltal.ops.segment_coder")  # the trainer's coder; the checkpoint names it
 
 D, C = 8, 3
 CLASSES = ["a", "b", "c"]

@@ -46,9 +46,6 @@ def test_figures_are_written_as_png(tmp_path):
 
 
 def test_visualize_command_writes_the_figures(tmp_path):
-    import pytest
-
-    pytest.importorskip("dcltal.ops.segment_coder")
     from test_predictor import _checkpoint, _synth_setup
 
     import test_predictor

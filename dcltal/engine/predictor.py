@@ -17,33 +17,11 @@ import torch
 
 from dcltal.config import Config, config_from_dict
 from dcltal.data.grid import TimeGrid
+from dcltal.engine.checkpoint import load_checkpoint
+from dcltal.engine.device import resolve_device
 from dcltal.engine.inference import InferenceVideo, SplitDetector, detect
 from dcltal.engine.video_classifier import load_video_classifiers, video_level_scores
 from dcltal.errors import UserError
-from dcltal.io import existing_path
-
-CHECKPOINT_FORMAT = "dcltal-checkpoint/1"
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA where present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda asked for (train.device), but torch sees no CUDA device; use auto or cpu")
-    return torch.device(name)
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    p = existing_path(path, "checkpoint")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for a bad file; all mean the same to the user
-        raise UserError(f"checkpoint {p} could not be read ({type(e).__name__}); expected a file written by dcltal train") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"checkpoint {p} is not a {CHECKPOINT_FORMAT} file written by dcltal train")
-    return ckpt
-
 
 @dataclass
 class InferenceRecord:  # one video as inference reads it (see InferenceVideo)
@@ -112,7 +90,7 @@ class Predictor:
         from dcltal.model.detector import Detector
         from dcltal.ops.segment_coder import SegmentCoder
 
-        ckpt = read_checkpoint(path)
+        ckpt = load_checkpoint(path)
         cfg = config_from_dict(ckpt["config"])
         dev = resolve_device(device)
         models = {}
