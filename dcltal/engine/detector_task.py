@@ -1,0 +1,141 @@
+"""Training the detector through the generic loop (engine/trainer.py): one :class:`DetectorTask` a stream.
+
+The tasks of all streams share the training videos, their labelled proposals (data/labelling.py), the
+held-out validation videos and the SegmentCoder fitted on the training split's foreground proposals.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from dcltal.data.labelling import FOREGROUND, LabelledProposals, ProposalSampler, label_proposals, make_targets
+from dcltal.engine.dataset import VideoDataset
+from dcltal.errors import UserError
+from dcltal.model.batch import PackedBatch, pack_videos
+from dcltal.model.losses import Targets
+from dcltal.ops.segment_coder import SegmentCoder
+
+
+def split_videos(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, validation) indices: ``round(val_fraction * count)`` videos held out, chosen by ``seed``;
+    none where there is a single video."""
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = int(round(val_fraction * count)) if count > 1 else 0
+    n_val = min(n_val, count - 1)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def label_videos(videos: VideoDataset, train_cfg) -> list[LabelledProposals]:
+    tc = train_cfg
+    return [label_proposals(v.proposals, v.segments, v.labels, tc.fg_iou, tc.incomplete_iou, tc.incomplete_overlap,
+                            tc.bg_iou) for v in videos]
+
+
+def fit_coder(kind: str, labelled: list[LabelledProposals]) -> SegmentCoder:
+    """The coder normalised by the training split's foreground proposals (ground truths included)."""
+    fg = [(v.segments[v.pool(FOREGROUND)], v.gt_segments[v.gt[v.pool(FOREGROUND)]]) for v in labelled]
+    proposals = np.concatenate([p for p, _ in fg] or [np.zeros((0, 2))])
+    targets = np.concatenate([g for _, g in fg] or [np.zeros((0, 2))])
+    return SegmentCoder.fit(kind, torch.from_numpy(proposals), torch.from_numpy(targets))
+
+
+class DetectorTask:
+    """One stream's detector for the generic loop: build the model, make batches of sampled
+    proposals, compute Eq. 15, validate by mAP on the held-out videos."""
+
+    score_name = "mAP"
+
+    def __init__(self, cfg, stream: str, train: VideoDataset, val: VideoDataset, labelled: list[LabelledProposals],
+                 coder: SegmentCoder):
+        self.cfg, self.stream, self.train, self.val = cfg, stream, train, val
+        self.labelled, self.coder = labelled, coder
+        self.sampler = ProposalSampler.from_config(cfg.train)
+        self.dim = train[0].features[stream].shape[1]
+        self.classes = train.classes
+
+    def __len__(self) -> int:
+        return len(self.train)
+
+    def num_batches(self, indices: torch.Tensor | None) -> int:
+        return math.ceil((len(self) if indices is None else len(indices)) / self.cfg.train.videos_per_batch)
+
+    def build_model(self) -> nn.Module:
+        from dcltal.model.detector import Detector
+
+        return Detector.from_config(self.cfg.model, self.dim, len(self.classes))
+
+    def batches(self, generator: torch.Generator, indices: torch.Tensor | None = None) -> Iterator[tuple[PackedBatch, Targets]]:
+        """Shuffled groups of ``train.videos_per_batch`` videos (of ``indices``, one process's shard,
+        where given), each video with its sampled proposals. Each video's sample is drawn from its own
+        seed, taken for every video in order from ``generator``: the same on every process, so how
+        the videos are split among processes does not change what a video trains on."""
+        video_seeds = torch.randint(2**62, (len(self),), generator=generator).tolist()
+        order = torch.arange(len(self)) if indices is None else indices
+        order = order[torch.randperm(len(order), generator=generator)].tolist()
+        per = self.cfg.train.videos_per_batch
+        for lo in range(0, len(order), per):
+            chunk = order[lo : lo + per]
+            samples = [self.sampler.sample(self.labelled[i], np.random.default_rng(video_seeds[i])) for i in chunk]
+            feats = [torch.from_numpy(np.asarray(self.train[i].features[self.stream], dtype=np.float32)) for i in chunk]
+            batch = pack_videos(feats, [s.segments for s in samples], [self.train[i].grid for i in chunk],
+                                self.cfg.model.extend_ratio)
+            yield batch, make_targets(samples, self.coder)
+
+    def losses(self, model: nn.Module, batch: tuple[PackedBatch, Targets], generator=None) -> dict[str, torch.Tensor]:
+        """Eq. 15 of one batch, per-video means over this process's videos (DDP averages the
+        processes' gradients, so equal shards give the unsplit batch's gradient)."""
+        packed, targets = batch
+        device = next(model.parameters()).device
+        packed, targets = packed.to(device), targets.to(device)
+        out = model(packed)  # through DistributedDataParallel where wrapped, for its gradient hooks
+        tc = self.cfg.train
+        return getattr(model, "module", model).losses(out, targets, packed, tc.lambda_reg, tc.lambda_com,
+                                                      tc.ohem_ratio, num_videos=packed.num_videos)
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """mAP (averaged over ``eval.tiou``) of this stream alone on the held-out videos."""
+        return validate_detectors({self.stream: model}, self.val, self.coder, self.cfg)
+
+    def checkpoint_entry(self, model: nn.Module) -> dict:
+        return {"dim": self.dim, "state_dict": model.state_dict()}
+
+
+def validate_detectors(models: dict[str, nn.Module], val: VideoDataset, coder: SegmentCoder, cfg) -> dict[str, float]:
+    """{"mAP": average over eval.tiou, "mAP@t": ...} of the fused ``models`` on ``val`` (no
+    video-level scores: the video classifier is trained after the detector); {} without videos."""
+    from dcltal.data.annotations import Annotations, Video
+    from dcltal.engine.inference import detect
+    from dcltal.eval import evaluate_results
+
+    if not len(val) or not any(len(v.segments) for v in val):
+        return {}
+    infer_cfg = dataclasses.replace(cfg.infer, video_scores=None)
+    results = detect(models, val, coder, infer_cfg, val.classes, None, extend_ratio=cfg.model.extend_ratio,
+                     videos_per_batch=cfg.train.videos_per_batch)
+    gt = Annotations({v.id: Video(v.id, "val", v.duration, v.grid.fps, v.segments, v.labels) for v in val}, val.classes)
+    ev = evaluate_results(gt, results, "val", cfg.eval.tiou, cfg.eval.protocol, source="validation detections")
+    out = {"mAP": float(ev["average_mAP"])}
+    out.update({f"mAP@{t:g}": float(m) for t, m in zip(ev["tiou"], ev["mAP"])})
+    return out
+
+
+def detector_tasks(cfg, progress: bool = False) -> tuple[dict[str, DetectorTask], VideoDataset, SegmentCoder]:
+    """One task a stream of ``data.streams``, on the training subset less the held-out videos;
+    also the whole training subset (for the video-level classifier) and the fitted coder."""
+    videos = VideoDataset.from_config(cfg, cfg.data.train_subset, progress=progress)
+    if not len(videos):
+        raise UserError(f"no training videos in subset {cfg.data.train_subset} of {cfg.data.annotations}")
+    train_idx, val_idx = split_videos(len(videos), cfg.train.val_fraction, cfg.train.seed)
+    train, val = videos.subset(train_idx), videos.subset(val_idx)
+    labelled = label_videos(train, cfg.train)
+    if not any(len(v.pool(FOREGROUND)) for v in labelled):
+        raise UserError(f"no action instances in the training videos of {cfg.data.annotations}; "
+                        f"check data.train_subset ({cfg.data.train_subset})")
+    coder = fit_coder(cfg.model.regression, labelled)
+    tasks = {s: DetectorTask(cfg, s, train, val, labelled, coder) for s in cfg.data.streams}
+    return tasks, videos, coder

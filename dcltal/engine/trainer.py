@@ -1,0 +1,226 @@
+"""The training loop (``dcltal train``; docs/training.md), generic over small *tasks*.
+
+A task is what one model needs (engine/detector_task.py: a detector stream; engine/
+proposal_generation.py: the proposal generator)::
+
+    score_name: str                                  # validation score, higher is better
+    __len__() -> int                                 # items the processes share (videos, windows)
+    build_model() -> nn.Module
+    batches(generator, indices=None) -> iterator     # shuffled by generator; indices: this process's shard
+    losses(model, batch, generator) -> {"total": ..., other terms}
+    validate(model) -> {score_name: x, ...}          # {} where nothing is held out
+    checkpoint_entry(model) -> {"state_dict": ..., ...}
+    num_batches(indices) -> int                      # optional: the progress bar's total
+
+:func:`fit` trains several tasks in lock step (an epoch of each, then validation), so that every
+epoch's last.pt holds all of them and best.pt is chosen by one score (the streams' fused mAP for the
+detector). Reproducible on CPU across a kill: each epoch's randomness comes from (seed, epoch, task)
+(engine/schedule.py) and last.pt carries the optimiser and RNG states.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from dcltal.engine.checkpoint import cpu_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dcltal.engine.device import autocast, grad_scaler
+from dcltal.engine.distributed import DistContext, barrier, broadcast_object, shard_indices
+from dcltal.engine.metrics import MetricsLog
+from dcltal.engine.schedule import build_optimizer, epoch_seed, lr_at, set_lr
+from dcltal.errors import UserError
+
+
+@dataclass
+class Layout:
+    """Where the tasks' entries go in the checkpoint, and what else it carries."""
+
+    entries_key: str | None  # "streams": ckpt["streams"][name]; None: ckpt[name]
+    fields: dict[str, Any] = field(default_factory=dict)  # config, classes, coder, ...
+    joint_score: Callable[[Mapping[str, nn.Module]], dict[str, float]] | None = None  # best.pt by this; None: the one task's
+
+    def place(self, entries: dict[str, dict]) -> dict[str, Any]:
+        return {self.entries_key: entries} if self.entries_key else dict(entries)
+
+    def entry(self, ckpt: dict[str, Any], name: str) -> dict:
+        return ckpt[self.entries_key][name] if self.entries_key else ckpt[name]
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)
+
+
+def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layout, ctx: DistContext,
+        resume: bool = False, progress: bool = True) -> tuple[dict[str, nn.Module], Path]:
+    """Train every task for ``train_cfg.epochs`` epochs; returns the models (unwrapped, last epoch's
+    weights) and the path of the checkpoint to use (best.pt where validation chose one, else last.pt)."""
+    tc, work = train_cfg, Path(work_dir)
+    last_path, best_path = work / "checkpoints" / "last.pt", work / "checkpoints" / "best.pt"
+    models, optimizers, scalers = {}, {}, {}
+    for name, task in tasks.items():
+        torch.manual_seed(epoch_seed(tc.seed, -1, name))  # the initial weights: the same on every process
+        models[name] = task.build_model().to(ctx.device)
+        optimizers[name] = build_optimizer(models[name].parameters(), tc)
+        scalers[name] = grad_scaler(ctx.device, tc.amp)
+    start, best, best_epoch = 0, -math.inf, 0
+    if resume:
+        if not last_path.is_file():
+            raise UserError(f"--resume: no checkpoint {last_path} to resume from (run without --resume to start)")
+        ckpt = load_checkpoint(last_path)
+        state = ckpt.get("training")
+        if state is None or set(state["optimizers"]) != set(tasks):
+            raise UserError(f"--resume: {last_path} was not written by a training run of these models")
+        for name in tasks:
+            models[name].load_state_dict(layout.entry(ckpt, name)["state_dict"])
+            optimizers[name].load_state_dict(state["optimizers"][name])
+            scalers[name].load_state_dict(state["scalers"][name])
+        start, best, best_epoch = int(ckpt["epoch"]), float(state["best_score"]), int(state["best_epoch"])
+        set_rng_state(state["rng"])
+    wrapped = dict(models)
+    if ctx.distributed:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        wrapped = {n: nn.parallel.DistributedDataParallel(m, device_ids=ids) for n, m in models.items()}
+    log = MetricsLog(work, resume_epoch=start if resume else 0) if ctx.is_main else None
+    show = progress and ctx.is_main
+    epochs = tqdm(range(start, tc.epochs), initial=start, total=tc.epochs, desc="epochs", unit="epoch",
+                  disable=not show, file=sys.stderr)
+    for epoch in epochs:
+        lr = lr_at(epoch, tc)
+        rows = {}
+        for name, task in tasks.items():
+            set_lr(optimizers[name], lr)
+            rows[name] = {"lr": lr, **_train_epoch(task, wrapped[name], optimizers[name], scalers[name], tc, ctx,
+                                                   epoch, name, show)}
+        validate = (epoch + 1) % max(tc.val_every, 1) == 0 or epoch + 1 == tc.epochs
+        score = None
+        if validate and ctx.is_main:
+            for name, task in tasks.items():
+                rows[name].update({f"val_{k}": v for k, v in task.validate(models[name]).items()})
+            if layout.joint_score is not None:
+                rows["fused"] = {f"val_{k}": v for k, v in layout.joint_score(models).items()}
+                score = rows["fused"].get("val_mAP")
+            else:
+                (name, task), = tasks.items()
+                score = rows[name].get(f"val_{task.score_name}")
+        if ctx.is_main:
+            entries = {n: task.checkpoint_entry(_unwrap(models[n])) for n, task in tasks.items()}
+            if score is not None and score > best:
+                best, best_epoch = score, epoch + 1
+                save_checkpoint(best_path, {**layout.fields, **layout.place(entries), "epoch": epoch + 1, "best_map": best})
+            log.write(epoch + 1, rows)
+            training = {"optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                        "scalers": {n: s.state_dict() for n, s in scalers.items()},
+                        "rng": rng_state(), "best_score": best, "best_epoch": best_epoch}
+            save_checkpoint(last_path, {**layout.fields, **layout.place(entries), "epoch": epoch + 1,
+                                        "best_map": best if best > -math.inf else None, "training": training})
+            epochs.set_postfix({k: f"{v:.4g}" for k, v in _summary(rows).items()})
+        barrier(ctx)
+    epochs.close()
+    if log is not None:
+        log.close()
+    chosen = broadcast_object(str(best_path if best_epoch > 0 and best_path.is_file() else last_path), ctx)
+    return models, Path(chosen)
+
+
+def _train_epoch(task, model: nn.Module, optimizer, scaler, tc, ctx: DistContext, epoch: int, name: str,
+                 show: bool) -> dict[str, float]:
+    """One pass over this process's share of the task's items; the mean of each loss term."""
+    model.train()
+    torch.manual_seed(epoch_seed(tc.seed, epoch, name, ctx.rank))  # dropout: this process's own draws
+    generator = torch.Generator().manual_seed(epoch_seed(tc.seed, epoch, name))  # batches: shared by all processes
+    indices = shard_indices(len(task), ctx, epoch, tc.seed)
+    total = task.num_batches(indices) if hasattr(task, "num_batches") else None
+    sums: dict[str, float] = defaultdict(float)
+    count, started = 0, time.perf_counter()
+    bar = tqdm(task.batches(generator, indices), total=total, desc=f"epoch {epoch + 1}/{tc.epochs} {name}",
+               unit="batch", leave=False, disable=not show, file=sys.stderr)
+    for batch in bar:
+        with autocast(ctx.device, tc.amp):
+            losses = task.losses(model, batch, generator)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["total"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        for k, v in losses.items():
+            sums[k] += float(v.detach())
+        count += 1
+    bar.close()
+    out = {k: v / max(count, 1) for k, v in sums.items()}
+    out["wall_s"] = time.perf_counter() - started
+    return out
+
+
+def _summary(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    out = {f"{n}_loss": r["total"] for n, r in rows.items() if "total" in r}
+    out.update({f"{n}_mAP": r["val_mAP"] for n, r in rows.items() if "val_mAP" in r})
+    return out
+
+
+def train(cfg, work_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """``dcltal train``: the detector (one model a stream of ``data.streams``, then the built-in
+    video-level classifier where ``infer.video_scores`` is builtin) or, with ``model.kind:
+    proposals``, the proposal generator. Under torchrun, one process of a DDP group. Returns the
+    checkpoint to use (best.pt where validation chose one, else last.pt)."""
+    from dcltal.engine.distributed import init_distributed, shutdown
+
+    ctx = init_distributed(cfg.train.device)
+    try:
+        if cfg.model.kind == "proposals":
+            return _train_proposals(cfg, work_dir, ctx, resume, progress)
+        return _train_detector(cfg, work_dir, ctx, resume, progress)
+    finally:
+        shutdown(ctx)
+
+
+def _fields(cfg, classes: list[str]) -> dict[str, Any]:
+    return {"config": cfg.to_dict(), "classes": list(classes)}
+
+
+def _train_proposals(cfg, work_dir, ctx: DistContext, resume: bool, progress: bool) -> Path:
+    from dcltal.engine.proposal_generation import ProposalTask
+
+    task = ProposalTask.from_config(cfg)
+    _, chosen = fit({"proposals": task}, cfg.train, work_dir, Layout(None, _fields(cfg, ["action"])), ctx, resume,
+                    progress)
+    return chosen
+
+
+def _train_detector(cfg, work_dir, ctx: DistContext, resume: bool, progress: bool) -> Path:
+    from dcltal.engine.detector_task import detector_tasks, validate_detectors
+
+    tasks, videos, coder = detector_tasks(cfg, progress=progress and ctx.is_main)
+    val = next(iter(tasks.values())).val
+    fields = {**_fields(cfg, videos.classes), "coder": coder.state(), "video_classifier": None}
+    joint = (lambda models: validate_detectors(dict(models), val, coder, cfg)) if len(tasks) > 1 else None
+    models, chosen = fit(tasks, cfg.train, work_dir, Layout("streams", fields, joint), ctx, resume, progress)
+    if ctx.is_main and cfg.infer.video_scores == "builtin":
+        _add_video_classifier(cfg, videos, Path(work_dir), ctx, progress)
+    barrier(ctx)
+    return chosen
+
+
+def _add_video_classifier(cfg, videos, work: Path, ctx: DistContext, progress: bool) -> None:
+    """Train the built-in video-level classifier on every training video and add it to last.pt and
+    best.pt (``infer.video_scores: builtin``); skipped where last.pt already has it (a resumed run)."""
+    import numpy as np
+
+    from dcltal.engine.video_classifier import train_video_classifier
+
+    paths = [p for p in (work / "checkpoints" / "last.pt", work / "checkpoints" / "best.pt") if p.is_file()]
+    ckpts = [load_checkpoint(p) for p in paths]
+    if all(c.get("video_classifier") for c in ckpts):
+        return
+    feats = [{s: np.asarray(f, dtype=np.float32) for s, f in v.features.items()} for v in videos]
+    states = train_video_classifier(feats, [v.labels for v in videos], len(videos.classes), seed=cfg.train.seed,
+                                    device=ctx.device, progress=progress)
+    for path, ckpt in zip(paths, ckpts):
+        ckpt.pop("format")
+        save_checkpoint(path, {**ckpt, "video_classifier": states})
