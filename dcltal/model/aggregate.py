@@ -7,8 +7,10 @@ For a region (a proposal or one of its extended regions) with snippet features F
   f_a   = W_a^O f_O + W_a sum_t a(t) F(t)              (Eq. 8, D/2)
   f_g   = W_g maxpool_video(x) + mean_t W_l F(t)       (Eq. 9-10, D/2; x = the ORIGINAL video features)
   f     = [f_a, f_g]                                   (Eq. 11, D)
-The per-snippet maps W_a F(t) and W_l F(t) are computed once per snippet, then pooled per region
-(attention over the flat pair list, means by prefix sums); f_O by a sparse table.
+The linear maps W_a and W_l are applied once per snippet and then pooled per region (attention in
+tiles of nearby regions, means by prefix sums), or, where a call has fewer regions than snippets,
+the features are pooled first and the maps applied once per region: the same numbers (the maps are
+linear), the smaller cost. f_O by a sparse table.
 """
 from __future__ import annotations
 
@@ -36,10 +38,18 @@ class ContextAggregator(nn.Module):
         video_max: torch.Tensor,  # [V, D] Eq. 9 per video, of the original features
         region_video: torch.Tensor,  # [R] video of each region
     ) -> torch.Tensor:  # [R, D]
-        half = self.proposal.out_features
-        per_snippet = F.linear(features, torch.cat([self.attended.weight, self.local.weight]))  # [S, D]: W_a F, W_l F
-        wa_f, wl_f = per_snippet.split(half, dim=-1)
         f_o = region_max(features, lo, hi)  # [R, D] Eq. 6
-        f_a = self.proposal(f_o) + region_attention(f_o, features, wa_f, lo, hi) + self.attended.bias  # Eq. 7-8
-        f_g = self.video(video_max)[region_video] + region_mean(wl_f, lo, hi) + self.local.bias  # Eq. 10
+        if lo.shape[0] < features.shape[0]:
+            # fewer regions than snippets: pool F first, then map each region once (W_a, W_l are linear,
+            # so W_a sum_t a(t) F(t) = sum_t a(t) W_a F(t) and mean_t W_l F(t) = W_l mean_t F(t))
+            attended = F.linear(region_attention(f_o, features, features, lo, hi), self.attended.weight)
+            local = F.linear(region_mean(features, lo, hi), self.local.weight)
+        else:  # the maps once per snippet ([S, D/2] each), then pooled
+            half = self.proposal.out_features
+            per_snippet = F.linear(features, torch.cat([self.attended.weight, self.local.weight]))  # [S, D]
+            wa_f, wl_f = per_snippet.split(half, dim=-1)
+            attended = region_attention(f_o, features, wa_f, lo, hi)
+            local = region_mean(wl_f, lo, hi)
+        f_a = self.proposal(f_o) + attended + self.attended.bias  # Eq. 7-8
+        f_g = self.video(video_max)[region_video] + local + self.local.bias  # Eq. 10
         return torch.cat([f_a, f_g], dim=-1)  # Eq. 11

@@ -122,6 +122,21 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(COS_EPS)
 
 
+def _attend(q, lo, hi, rows, tile, slot, starts, kw, vw, g):
+    """Attention of the regions ``rows`` placed at (tile, slot) of tiles whose windows of snippets
+    begin at ``starts`` [B] and whose unit keys / values are ``kw`` [B, W, D] / ``vw`` [B, W, E].
+    -> [len(rows), E]."""
+    n_tiles, width, d = kw.shape
+    qt = q.new_zeros(n_tiles, g, d).index_put((tile, slot), q[rows])  # [B, G, D], empty slots zero
+    col = starts[tile].unsqueeze(1) + torch.arange(width, device=lo.device)  # [R_b, W] snippet of each column
+    inside = torch.zeros(n_tiles, g, width, dtype=torch.bool, device=lo.device)
+    inside[tile, slot] = (col >= lo[rows].unsqueeze(1)) & (col < hi[rows].unsqueeze(1))
+    cos = torch.bmm(qt, kw.transpose(1, 2))  # [B, G, W]
+    w = torch.where(inside, F.relu(cos), 0.0)
+    w = w / w.sum(-1, keepdim=True).clamp_min(ATTENTION_EPS)
+    return torch.bmm(w.to(vw.dtype), vw)[tile, slot]  # [R_b, E]
+
+
 def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
     """[R, E] sum over each region of a(t) * values[t]: the W_a F a^T term of Eq. 8, with ``values`` =
     W_a F computed once per snippet ([S, E]) and a(t) as :func:`attention_weights` (query [R, D],
@@ -131,10 +146,11 @@ def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
     moves M x D floats (M = sum of region lengths; ~100k pairs x 1024 a THUMOS video), which costs far
     more than the arithmetic. Regions are grouped by length (L <= K < 2L, L a power of 2) and, within
     a group, by start into bins of L snippets: bin j holds the regions starting in [jL, (j+1)L), which
-    all lie inside the window of snippets [jL, jL + W), W = 3L. The windows of consecutive bins are
-    strided views of the keys and values (no copy), so two batched matrix products over the bins give
-    the cosines [bins, G, W] and the weighted sums [bins, G, E] (G = the most regions in a bin, fewer
-    padded with zero queries); snippets outside a region are masked out.
+    all lie inside the window of snippets [jL, jL + 3L). The windows of consecutive bins are strided
+    views of the keys and values (no copy), so two batched matrix products over the bins give the
+    cosines [bins, G, W] and the weighted sums [bins, G, E]; snippets outside a region are masked out.
+    G is the mean number of regions of a non-empty bin; a bin's regions beyond G (e.g. the many
+    extended regions clipped to the first snippet) go to extra tiles whose windows are copied.
     """
     r, s, d, e = lo.shape[0], keys.shape[0], keys.shape[1], values.shape[1]
     out = values.new_zeros(r, e)
@@ -152,18 +168,19 @@ def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
         bins = lo[rows] // step
         order = torch.argsort(bins, stable=True)
         rows, bins = rows[order], bins[order]
-        first = torch.searchsorted(bins, bins, right=False)  # first row of each row's bin
-        slot = torch.arange(rows.numel(), device=lo.device) - first  # [R_b] place in its bin
-        n_bins, g = -(-s // step), int(slot.max()) + 1
-        qt = q.new_zeros(n_bins, g, d).index_put((bins, slot), q[rows])  # [bins, G, D]
+        rank = torch.arange(rows.numel(), device=lo.device) - torch.searchsorted(bins, bins)  # [R_b] place in its bin
+        n_bins = -(-s // step)
+        g = -(-rows.numel() // int(torch.unique_consecutive(bins).numel()))  # mean regions of a non-empty bin
         kw = k.as_strided((n_bins, width, d), (step * d, d, 1))  # [bins, W, D] overlapping windows, a view
         vw = v.as_strided((n_bins, width, e), (step * e, e, 1))  # [bins, W, E]
-        cos = torch.bmm(qt, kw.transpose(1, 2))  # [bins, G, W]
-        col = (bins * step).unsqueeze(1) + torch.arange(width, device=lo.device)  # [R_b, W] snippet of each column
-        inside = torch.zeros(n_bins, g, width, dtype=torch.bool, device=lo.device)
-        inside[bins, slot] = (col >= lo[rows].unsqueeze(1)) & (col < hi[rows].unsqueeze(1))
-        w = torch.where(inside, F.relu(cos), 0.0)
-        w = w / w.sum(-1, keepdim=True).clamp_min(ATTENTION_EPS)
-        pooled = torch.bmm(w.to(vw.dtype), vw)  # [bins, G, E]
-        out = out.index_copy(0, rows, pooled[bins, slot])
+        starts = torch.arange(n_bins, device=lo.device) * step
+        main = rank < g
+        out.index_copy_(0, rows[main], _attend(q, lo, hi, rows[main], bins[main], rank[main], starts, kw, vw, g))
+        if not main.all():  # overflow: tiles (bin, rank // G) beyond the first, windows gathered
+            extra = ~main
+            chunk = bins[extra] * (int(rank.max()) // g + 1) + rank[extra] // g
+            chunks, tile = torch.unique(chunk, return_inverse=True)
+            chunk_bin = chunks // (int(rank.max()) // g + 1)
+            out.index_copy_(0, rows[extra], _attend(q, lo, hi, rows[extra], tile, rank[extra] % g, starts[chunk_bin],
+                                                    kw[chunk_bin], vw[chunk_bin], g))
     return out
