@@ -101,6 +101,7 @@ def main() -> None:
         gt_json, pred_json = make_case(args.detections, args.videos, args.classes)
         gt_path.write_text(json.dumps(gt_json))
         pred_path.write_text(json.dumps(pred_json))
+        pred_json = json.loads(pred_path.read_text())  # as `dcltal eval` sees it
         classes_path = Path(tmp) / "classes.txt"
         classes_path.write_text("".join(f"class_{c:03d}\n" for c in range(args.classes)))
         annotations = load_annotations(gt_path, classes_path, clip=False)
