@@ -7,6 +7,7 @@ training videos) improves, DIR/metrics.csv and TensorBoard events in DIR/tensorb
 from __future__ import annotations
 
 import argparse
+import os
 
 from dcltal.commands.common import add_config_arguments, config_from_args
 
@@ -22,5 +23,6 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.engine.trainer import train  # torch only after the arguments are known good
 
     checkpoint = train(cfg, args.work_dir, resume=args.resume)
-    print(f"checkpoint: {checkpoint}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from rank 0
+        print(f"checkpoint: {checkpoint}")
     return 0
