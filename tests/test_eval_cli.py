@@ -152,3 +152,13 @@ def test_real_thumos14_converted_with_avoid_list(tmp_path):
             "--protocol", "thumos14", "--json", str(tmp_path / "o.json")]
     assert main(args + ["--avoid", str(DATA / "ssn" / "test_avoid_videos.txt")]) == 0
     assert json.loads((tmp_path / "o.json").read_text())["mAP"] == [1.0] * 5
+
+
+def test_classes_without_ground_truth_in_the_subset_are_a_warning(files, capsys):
+    pred = json.loads((files / "pred.json").read_text())
+    pred["results"]["a"] = [d for d in pred["results"]["a"] if d["label"] == "Jump"]
+    (files / "gt.json").write_text((files / "gt.json").read_text().replace('"Run", "segment": [10.0', '"Jump", "segment": [10.0'))
+    pred["results"]["b"].append({"label": "Run", "score": 0.2, "segment": [0.0, 1.0]})
+    (files / "pred.json").write_text(json.dumps(pred))
+    assert _eval(files) == 0
+    assert "1 classes without ground truth in subset 'Test' are not scored (e.g. 'Run')" in capsys.readouterr().err

@@ -52,6 +52,11 @@ def _run(args: argparse.Namespace) -> int:
     if outside:
         print(f"warning: {args.pred}: {len(outside)} videos are not in subset {args.subset!r}; their detections "
               f"count as false positives, as in the official evaluators (e.g. {outside[0]})", file=sys.stderr)
+    scored = set(out["per_class_ap"])
+    unscored = {d["label"] for vid, ds in results["results"].items() if vid not in avoid for d in ds} - scored
+    if unscored:
+        print(f"warning: {args.pred}: detections of {len(unscored)} classes without ground truth in subset "
+              f"{args.subset!r} are not scored (e.g. {sorted(unscored)[0]!r})", file=sys.stderr)
     n_det = sum(len(d) for vid, d in results["results"].items() if vid not in avoid)
     n_gt = sum(len(v.labels) for v in annotations.in_subset(args.subset) if v.id not in avoid)
     print(f"protocol {args.protocol}, subset {args.subset}: {len(subset_ids - avoid)} videos, {n_gt} ground truths, "

@@ -12,10 +12,12 @@ import numpy as np
 from dcltal.data.annotations import Annotations
 from dcltal.errors import UserError
 from dcltal.eval.detection import activitynet_ap
+from dcltal.eval.proposals import evaluate_proposals
 from dcltal.eval.results import detections, ground_truth, paused_gc
 from dcltal.eval.thumos14 import thumos14_ap
 
 PROTOCOLS = {"activitynet": activitynet_ap, "thumos14": thumos14_ap}
+__all__ = ["PROTOCOLS", "default_tiou", "evaluate_proposals", "evaluate_results"]
 
 
 def default_tiou(protocol: str) -> list[float]:
