@@ -90,7 +90,7 @@ def test_repairs_are_counted(tmp_path, capsys):
     ({"x": {"subset": "T", "annotations": [{"segment": [1, 2]}]}}, "lacks the key 'label'"),
     ({"x": {"subset": "T", "duration": "long", "annotations": []}}, "'duration' must be a number"),
     ({"x": {"subset": "T", "annotations": [{"label": "a", "segment": [1, 2], "label_id": 0},
-                                           {"label": "b", "segment": [1, 2], "label_id": 0}]}}, "label_ids"),
+                                           {"label": "b", "segment": [1, 2], "label_id": 0}]}}, "share a label_id"),
 ])
 def test_mistakes_name_the_file(tmp_path, db, words):
     p = tmp_path / "a.json"
@@ -119,3 +119,16 @@ def test_label_missing_from_the_classes_file(tmp_path):
     (tmp_path / "classes.txt").write_text("a\nb\n")
     with pytest.raises(UserError, match="'c' is not in the classes file"):
         load_annotations(p, tmp_path / "classes.txt")
+
+
+def test_label_id_wins_and_a_classes_file_must_agree_with_it(tmp_path):
+    p = _write(tmp_path, {"x": {"subset": "T", "annotations": [{"label": "b", "segment": [1, 2], "label_id": 2},
+                                                               {"label": "a", "segment": [1, 2], "label_id": 0}]}})
+    (tmp_path / "good.txt").write_text("a\nunseen\nb\n")
+    ann = load_annotations(p, tmp_path / "good.txt")
+    assert ann.classes == ["a", "unseen", "b"] and ann.videos["x"].labels.tolist() == [2, 0]
+    (tmp_path / "bad.txt").write_text("a\nb\nunseen\n")
+    with pytest.raises(UserError, match="disagrees with the label_id"):
+        load_annotations(p, tmp_path / "bad.txt")
+    with pytest.raises(UserError, match=r"0\.\.C-1"):
+        load_annotations(p)  # id 1 missing and no classes file to name it

@@ -153,30 +153,38 @@ def load_annotations(path: str | os.PathLike, classes_file: str | os.PathLike | 
 
 
 def _classes(path: Path, raw, classes_file) -> list[str]:
-    """Class names by index: from ``label_id``, else the classes file, else sorted names."""
-    if classes_file is not None:
-        return read_classes_file(classes_file)
+    """Class names by index: from ``label_id`` where present, else the classes file, else sorted names.
+
+    With both, the classes file must agree with every ``label_id`` (it may name classes the file
+    has no instance of); without one, the ids must number the classes 0..C-1.
+    """
     ids: dict[str, int] = {}
     for vid, _, labels, _, label_ids in raw:
         for name, lid in zip(labels, label_ids):
             if lid is None:
-                if ids:
-                    raise UserError(f"{path}: video {vid!r}: label {name!r} has no 'label_id' while others do; "
-                                    "give every annotation a label_id, or none")
                 continue
             if not isinstance(lid, int) or lid < 0:
                 raise UserError(f"{path}: video {vid!r}: label_id {lid!r} must be a non-negative integer")
             if ids.setdefault(name, lid) != lid:
                 raise UserError(f"{path}: label {name!r} has two label_ids ({ids[name]} and {lid}); keep one")
     names = sorted({name for _, _, labels, _, _ in raw for name in labels})
-    if not ids:
-        return names
-    if len(ids) != len(names):
+    if ids and len(ids) != len(names):
         raise UserError(f"{path}: some annotations have a 'label_id' and some do not; give every annotation one")
     by_id = {lid: name for name, lid in ids.items()}
-    if len(by_id) != len(ids) or sorted(by_id) != list(range(len(by_id))):
-        raise UserError(f"{path}: label_ids must number the classes 0..C-1, one id a class; "
-                        f"found {sorted(by_id)[:5]}... for {len(ids)} classes")
+    if len(by_id) != len(ids):
+        raise UserError(f"{path}: two classes share a label_id; give each class its own")
+    if classes_file is not None:
+        listed = read_classes_file(classes_file)
+        wrong = [(lid, name) for lid, name in sorted(by_id.items()) if lid >= len(listed) or listed[lid] != name]
+        if wrong:
+            raise UserError(f"classes file {classes_file} disagrees with the label_id of {path}: id {wrong[0][0]} is "
+                            f"{wrong[0][1]!r} there; fix the order of the classes file")
+        return listed
+    if not ids:
+        return names
+    if sorted(by_id) != list(range(len(by_id))):
+        raise UserError(f"{path}: label_ids must number the classes 0..C-1, one id a class; found "
+                        f"{sorted(by_id)[:5]}... for {len(ids)} classes (or give a classes file)")
     return [by_id[i] for i in range(len(by_id))]
 
 
