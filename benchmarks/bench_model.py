@@ -74,13 +74,13 @@ def make_video(grid: TimeGrid, t: int, seed: int):
 
 
 def model_macs(t: int, n: int, model: Detector) -> int:
-    """Multiply-adds of the matrix products of one forward (D-Net, per-snippet maps, per-region maps,
-    heads); the attention's batched products are not counted (they are the pooling)."""
+    """Multiply-adds of the matrix products of one forward: the D-Net per snippet; W_a and W_l
+    (D/2 x D each) per snippet or per region, whichever is fewer (the aggregator picks); W_a^O on
+    the 4 regions of a proposal; both heads. The attention's batched products are not counted."""
     counts = model.parameter_counts()
     d = model.dim
-    per_snippet = counts["disentangle"] + 2 * d * d  # D-Net (decoder once in three blocks), W_a and W_l of both aggregators
-    per_proposal = 4 * (d // 2) * d + counts["heads"]  # W_a^O on 4 regions, both heads
-    return t * per_snippet + n * per_proposal
+    maps = (min(t, n) + min(t, 3 * n)) * d * d  # W_a and W_l of the classification and localization aggregators
+    return t * counts["disentangle"] + maps + n * (4 * (d // 2) * d + counts["heads"])
 
 
 def run_inference(models, videos, autocast=False):

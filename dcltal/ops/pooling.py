@@ -134,7 +134,7 @@ def _attend(q, lo, hi, rows, tile, slot, starts, kw, vw, g):
     cos = torch.bmm(qt, kw.transpose(1, 2))  # [B, G, W]
     w = torch.where(inside, F.relu(cos), 0.0)
     w = w / w.sum(-1, keepdim=True).clamp_min(ATTENTION_EPS)
-    return torch.bmm(w.to(vw.dtype), vw)[tile, slot]  # [R_b, E]
+    return torch.bmm(w.to(vw.dtype), vw)[tile, slot].to(q.dtype)  # [R_b, E]
 
 
 def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
@@ -156,7 +156,7 @@ def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
     out = values.new_zeros(r, e)
     if r == 0:
         return out
-    q = _unit(query)  # [R, D]: unit queries, so a dot product with a unit key is a cosine
+    q = _unit(query).to(values.dtype)  # [R, D]: unit queries, so a dot product with a unit key is a cosine
     level = _levels(lo, hi)
     top = int(level.max())
     pad_rows = 3 << top  # the widest window reaches this far past the last snippet
