@@ -57,6 +57,14 @@ def _targets(labels: Sequence[np.ndarray], num_classes: int) -> torch.Tensor:
     return targets
 
 
+def _subsample(x: torch.Tensor, limit: int, generator: torch.Generator) -> torch.Tensor:
+    """At most ``limit`` snippets of ``x`` [T, D], drawn without replacement, kept in time order."""
+    if x.shape[0] <= limit:
+        return x
+    keep = torch.randperm(x.shape[0], generator=generator)[:limit].sort().values
+    return x[keep.to(x.device)]
+
+
 def train_video_classifier(
     features: Sequence[dict[str, np.ndarray]],
     labels: Sequence[np.ndarray],
@@ -65,6 +73,7 @@ def train_video_classifier(
     epochs: int = 40,
     lr: float = 3e-3,
     batch_videos: int = 16,
+    max_snippets: int = 512,
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
@@ -89,7 +98,8 @@ def train_video_classifier(
             order = torch.randperm(len(data), generator=generator).tolist()
             for i in range(0, len(order), batch_videos):
                 batch = order[i : i + batch_videos]
-                logits = model(torch.cat([data[v] for v in batch]), [data[v].shape[0] for v in batch])  # [B, C]
+                parts = [_subsample(data[v], max_snippets, generator) for v in batch]
+                logits = model(torch.cat(parts), [p.shape[0] for p in parts])  # [B, C]
                 loss = nn.functional.binary_cross_entropy_with_logits(logits, targets[batch])
                 optimizer.zero_grad()
                 loss.backward()
