@@ -51,7 +51,7 @@ def tiny(tmp_path):
            "model": {"kind": "proposals"}, "train": {"seed": 0, "val_fraction": 0.34, "device": "cpu"},
            "proposals": SMALL}
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return tmp_path, path
 
 
@@ -101,3 +101,23 @@ def test_propose_command_writes_proposal_json(tiny, capsys):
     capsys.readouterr()
     assert main(["propose", str(config), "--checkpoint", str(root / "det.pt"), "--out", str(out)]) == 2
     assert "holds no proposal generator" in capsys.readouterr().err
+
+
+def test_dcltal_train_with_model_kind_proposals_then_propose(tiny, capsys):
+    root, config = tiny
+    work = root / "work"
+    assert main(["train", str(config), "--work-dir", str(work), "--set", "train.epochs=2", "train.optimizer=adam",
+                 "train.lr=0.005"]) == 0
+    ckpt = work / "checkpoints" / "last.pt"
+    entry = torch.load(ckpt, weights_only=True)["proposals"]
+    assert entry["streams"] == ["rgb", "flow"] and entry["dim"] == 8
+    out = root / "props.json"
+    assert main(["propose", str(config), "--checkpoint", str(ckpt), "--out", str(out), "--subset", "Validation"]) == 0
+    assert sorted(json.loads(out.read_text())["results"]) == ["vid0", "vid1", "vid2"]
+    # a config that lists the streams in another order reads them in the checkpoint's order
+    flipped = yaml.safe_load(config.read_text())
+    flipped["data"]["streams"] = {"flow": [4, 8], "rgb": [0, 4]}
+    config.write_text(yaml.safe_dump(flipped, sort_keys=False))
+    again = root / "again.json"
+    assert main(["propose", str(config), "--checkpoint", str(ckpt), "--out", str(again), "--subset", "Validation"]) == 0
+    assert json.loads(again.read_text()) == json.loads(out.read_text())

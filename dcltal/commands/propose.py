@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.engine.proposal_generation import generate_proposals, load_generator, load_proposal_videos
     from dcltal.errors import UserError
 
-    model, settings = load_generator(args.checkpoint, cfg)
-    videos = load_proposal_videos(cfg, args.subset)
+    model, settings, streams = load_generator(args.checkpoint, cfg)
+    videos = load_proposal_videos(cfg, args.subset, streams)
     if videos and videos[0].features.shape[1] != model.base[0].in_channels:
         raise UserError(f"features of {cfg.data.features} give {videos[0].features.shape[1]} columns for data.streams, "
                         f"the checkpoint expects {model.base[0].in_channels}; use the features it was trained on")

@@ -35,7 +35,8 @@ from dcltal.data.annotations import load_annotations
 from dcltal.data.bmn_targets import boundary_labels, confidence_map_labels
 from dcltal.data.features import FeatureStore
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.predictor import read_checkpoint, resolve_device
+from dcltal.engine.checkpoint import load_checkpoint
+from dcltal.engine.device import resolve_device
 from dcltal.errors import UserError
 from dcltal.model.bmn import BMN
 from dcltal.model.bmn_losses import bmn_losses
@@ -100,9 +101,9 @@ def window_targets(video: ProposalVideo, window: Window, cfg: ProposalsConfig) -
     return start, end, confidence_map_labels(gt, cfg.temporal_scale, cfg.max_duration)
 
 
-def load_proposal_videos(cfg: Config, subset: str | None) -> list[ProposalVideo]:
-    """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), all
-    streams of ``data.streams`` side by side."""
+def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None) -> list[ProposalVideo]:
+    """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), the
+    streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's)."""
     store = FeatureStore(cfg.data.features, cfg.data.streams)
     if cfg.data.annotations is None:
         records = [(vid, None, None, np.zeros((0, 2))) for vid in store.video_ids()]
@@ -111,8 +112,8 @@ def load_proposal_videos(cfg: Config, subset: str | None) -> list[ProposalVideo]
         records = [(v.id, v.fps, v.duration, v.segments) for v in ann.in_subset(subset or cfg.data.test_subset)]
     videos = []
     for vid, fps, duration, segments in records:
-        streams = store.load(vid)
-        features = np.concatenate([streams[name] for name in cfg.data.streams], axis=1)  # [T_v, C]
+        per_stream = store.load(vid)
+        features = np.concatenate([per_stream[name] for name in streams or cfg.data.streams], axis=1)  # [T_v, C]
         grid = TimeGrid(fps or cfg.data.fps, cfg.data.feature_stride, cfg.data.feature_window)
         videos.append(ProposalVideo(vid, grid, duration or grid.duration(len(features)), features, segments))
     return videos
@@ -174,13 +175,19 @@ class ProposalTask:
         train = sorted(order[n_val:].tolist())
         return cls(cfg, [videos[i] for i in train], [videos[i] for i in val])
 
+    def __len__(self) -> int:
+        return len(self.windows)  # what DDP processes share: windows
+
+    def num_batches(self, indices: torch.Tensor | None) -> int:
+        return math.ceil((len(self) if indices is None else len(indices)) / self.cfg.proposals.windows_per_batch)
+
     def build_model(self) -> BMN:
         return BMN.from_config(self.cfg.proposals, self.in_dim)
 
     def batches(self, generator: torch.Generator, indices: torch.Tensor | None = None) -> Iterator[dict]:
         return self.windows.batches(self.cfg.proposals.windows_per_batch, generator, indices)
 
-    def losses(self, model: BMN, batch: dict, generator: torch.Generator | None = None) -> dict:
+    def losses(self, model: torch.nn.Module, batch: dict, generator: torch.Generator | None = None) -> dict:
         return training_losses(model, batch, self.cfg.proposals, generator)
 
     def validate(self, model: BMN) -> dict[str, float]:
@@ -201,11 +208,13 @@ class ProposalTask:
         return checkpoint_entry(model, self.cfg, self.in_dim)
 
 
-def training_losses(model: BMN, batch: dict, cfg: ProposalsConfig, generator: torch.Generator | None = None) -> dict:
-    """Forward a batch of windows and return the BMN losses (``total`` to minimise)."""
+def training_losses(model: torch.nn.Module, batch: dict, cfg: ProposalsConfig, generator: torch.Generator | None = None) -> dict:
+    """Forward a batch of windows and return the BMN losses (``total`` to minimise). ``model`` may be
+    wrapped in DistributedDataParallel (the forward goes through the wrapper for its gradient hooks)."""
     dev = next(model.parameters()).device
     out = model(batch["features"].to(dev))
-    return bmn_losses(out, batch["start"].to(dev), batch["end"].to(dev), batch["iou_map"].to(dev), model.valid,
+    valid = getattr(model, "module", model).valid
+    return bmn_losses(out, batch["start"].to(dev), batch["end"].to(dev), batch["iou_map"].to(dev), valid,
                       cfg.lambda_pem, cfg.lambda_reg, cfg.cls_positive, cfg.reg_positive, generator)
 
 
@@ -283,18 +292,19 @@ def checkpoint_entry(model: BMN, cfg: Config, in_dim: int) -> dict:
     return {"dim": in_dim, "streams": list(cfg.data.streams), "state_dict": model.state_dict()}
 
 
-def load_generator(path: str | os.PathLike, cfg: Config) -> tuple[BMN, ProposalsConfig]:
+def load_generator(path: str | os.PathLike, cfg: Config) -> tuple[BMN, ProposalsConfig, list[str]]:
     """The trained network of a checkpoint written with ``model.kind: proposals``, on
-    ``train.device``, with its settings: architecture from the checkpoint, decoding from ``cfg``."""
-    ckpt = read_checkpoint(path)
+    ``train.device``; its settings (architecture from the checkpoint, decoding from ``cfg``); and the
+    order in which it reads the streams side by side."""
+    ckpt = load_checkpoint(path)
     entry = ckpt.get("proposals")
     if entry is None:
         raise UserError(f"checkpoint {path} holds no proposal generator; train one with --set model.kind=proposals")
-    if list(entry["streams"]) != list(cfg.data.streams):
+    if set(entry["streams"]) != set(cfg.data.streams):
         raise UserError(f"checkpoint {path} was trained on streams {list(entry['streams'])}, but data.streams "
                         f"names {list(cfg.data.streams)}; give the same streams")
     trained = config_from_dict(ckpt["config"]).proposals
     settings = replace(cfg.proposals, **{k: getattr(trained, k) for k in ARCHITECTURE_KEYS})
     model = BMN.from_config(settings, int(entry["dim"]))
     model.load_state_dict(entry["state_dict"])
-    return model.to(resolve_device(cfg.train.device)).eval(), settings
+    return model.to(resolve_device(cfg.train.device)).eval(), settings, list(entry["streams"])

@@ -150,7 +150,9 @@ class BMN(nn.Module):
         B, _, T = x.shape
         H = self.sample_bias.numel()
         y = self.sample_projection(x).view(B, H, self.num_samples, T)  # [B, H3, N, T]
-        y = y.permute(2, 3, 0, 1).reshape(self.num_samples * T, B * H)  # [N*T, B*H3]
+        # in the sampling matrix's dtype: under CUDA autocast y arrives in half precision, which the
+        # sparse product does not take
+        y = y.permute(2, 3, 0, 1).reshape(self.num_samples * T, B * H).to(self.sampling.dtype)  # [N*T, B*H3]
         out = _SparseProduct.apply(self.sampling, self.sampling_t, y)  # [D*T, B*H3]
         out = out.view(self.max_duration, T, B, H).permute(2, 3, 0, 1)  # [B, H3, D, T]
         return torch.relu(out + self.sample_bias[:, None, None])

@@ -26,6 +26,8 @@ _EPS = 1e-6
 def weighted_binary_logistic(prob: torch.Tensor, positive: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """``L_bl`` of probabilities ``prob`` against the bool ``positive`` mask, over entries where
     ``mask`` (all where None). A side with no entries adds nothing."""
+    if prob.dtype in (torch.float16, torch.bfloat16):
+        prob = prob.float()  # logs in single precision under CUDA autocast
     if mask is None:
         mask = torch.ones_like(positive)
     mask = mask.to(prob.dtype)
@@ -57,7 +59,7 @@ def balanced_regression(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
     chosen = pos | neg
     if not chosen.any():
         return pred.sum() * 0
-    return (pred[chosen] - target[chosen]).square().mean()
+    return (pred[chosen] - target[chosen]).to(torch.promote_types(pred.dtype, torch.float32)).square().mean()
 
 
 def bmn_losses(out: BMNOutput, start: torch.Tensor, end: torch.Tensor, iou_map: torch.Tensor, valid: torch.Tensor,
