@@ -162,3 +162,9 @@ def test_classes_without_ground_truth_in_the_subset_are_a_warning(files, capsys)
     (files / "pred.json").write_text(json.dumps(pred))
     assert _eval(files) == 0
     assert "1 classes without ground truth in subset 'Test' are not scored (e.g. 'Run')" in capsys.readouterr().err
+
+
+def test_a_subset_without_ground_truth_is_a_mistake(files, capsys):
+    (files / "avoid.txt").write_text("a\nb\n")
+    assert _eval(files, "--avoid", files / "avoid.txt") == 2
+    assert "no ground-truth instances once --avoid videos are left out" in capsys.readouterr().err

@@ -44,9 +44,13 @@ def evaluate_results(annotations: Annotations, results: dict, subset: str, tiou:
     avoid = set(avoid or ())
     with paused_gc():  # parsing creates many small objects, and none in cycles
         gt = ground_truth(annotations, subset, avoid)
+        if not len(gt.labels):
+            left_out = " once --avoid videos are left out" if avoid else ""
+            raise UserError(f"subset {subset!r} has no ground-truth instances{left_out}; nothing to evaluate "
+                            "(check --subset)")
         det = detections(results, gt, annotations.classes, avoid, source)
         ap, classes = PROTOCOLS[protocol](gt, det, tiou, len(annotations.classes))  # [T, K]
-    mean_ap = ap.mean(axis=1) if ap.shape[1] else np.zeros(len(tiou))
+    mean_ap = ap.mean(axis=1)
     return {
         "tiou": tiou,
         "mAP": mean_ap.tolist(),
