@@ -59,8 +59,9 @@ def _run(args: argparse.Namespace) -> int:
               f"{args.subset!r} are not scored (e.g. {sorted(unscored)[0]!r})", file=sys.stderr)
     n_det = sum(len(d) for vid, d in results["results"].items() if vid not in avoid)
     n_gt = sum(len(v.labels) for v in annotations.in_subset(args.subset) if v.id not in avoid)
+    left_out = f", {len(avoid)} videos left out" if avoid else ""
     print(f"protocol {args.protocol}, subset {args.subset}: {len(subset_ids - avoid)} videos, {n_gt} ground truths, "
-          f"{len(out['per_class_ap'])} classes, {n_det} detections" + (f", {len(avoid)} videos left out" if avoid else ""))
+          f"{len(out['per_class_ap'])} classes, {n_det} detections{left_out}")
     print("tIoU   mAP (%)")
     for t, m in zip(out["tiou"], out["mAP"]):
         print(f"{t:<6.2f} {100 * m:6.2f}")

@@ -109,7 +109,8 @@ def detections(results: Any, gt: GroundTruth, classes: list[str], avoid: Iterabl
         bad = next(name for name in labels if not isinstance(name, str) or name not in index)
         raise UserError(f"{source}: label {bad!r} is not a class of the ground truth; "
                         f"the classes are {classes[:5]}{'...' if len(classes) > 5 else ''}") from None
-    seg, score = _floats(segments, (len(segments), 2), source, "segment"), _floats(scores, (len(scores),), source, "score")
+    seg = _floats(segments, (len(segments), 2), source, "segment")
+    score = _floats(scores, (len(scores),), source, "score")
     video = np.repeat(np.array([v for v, _ in vids], dtype=np.int64), [n for _, n in vids]).astype(np.int64)
     return Detections(video, seg, label_idx, score)
 
