@@ -73,6 +73,7 @@ def data(tmp_path_factory):
                  "streams": {"rgb": [0, DIM], "flow": [DIM, 2 * DIM]}},
         "model": {"hidden_dim": 8, "num_classes": 2, "cls_hidden": 16, "loc_hidden": 16},
         "train": {"epochs": 1, "device": "cpu", "videos_per_batch": 2},
+        "infer": {"video_scores": None},  # no built-in video classifier: not what is tested here, and slow
     }
     (d / "config.yaml").write_text(yaml.safe_dump(config))
     results = {"version": "test", "results": {"te_1": [{"label": "Jump", "score": 0.9, "segment": [2.0, 5.0]}],
@@ -95,7 +96,9 @@ def _assert_mistake(rc, err, *names):
     errors = [line for line in lines if line.startswith("dcltal: error:")]
     assert rc == 2, err
     assert "Traceback" not in err
-    assert len(errors) == 1 and lines[-1] == errors[0], err
+    # the error must stand on a line of its own: a progress bar left open when the error propagates
+    # (a tqdm not closed in a `with`) shares the line with it, on a terminal as in a log
+    assert len(errors) == 1 and lines[-1] == errors[0], f"error line not alone on stderr: {err!r}"
     for name in names:
         assert str(name) in errors[0], f"{name!r} not named in: {errors[0]}"
 
@@ -291,19 +294,79 @@ def _per_stream_features(d, cut):
     return out
 
 
-@_needs("train")
-def test_train_repairs_stream_lengths_and_ground_truth_past_the_end(data, capsys):
-    """Streams of one video one snippet apart are cut, ground truth past the video's end is
-    clipped; both with a counted warning, and training runs to its checkpoint."""
+@pytest.fixture(scope="module")
+def trained(data):
+    """One short training run (the only slow step here) on repairable input: tr_1's streams one
+    snippet apart and a ground truth of tr_1 ending after the video. Gives (rc, stderr, checkpoint)."""
+    import contextlib
+    import io
+
     feats = _per_stream_features(data, 1)
     gt = _write(data / "cases" / "past_end.json", json.dumps(_annotations(past_end=True)))
     work = data / "cases" / "w_repair"
-    rc, _, err = _run(["train", data / "config.yaml", "--work-dir", work, "--set",
-                       f"data.features={{rgb: {feats / 'rgb'}, flow: {feats / 'flow'}}}", f"data.annotations={gt}"], capsys)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = cli.main(["train", str(data / "config.yaml"), "--work-dir", str(work), "--set",
+                       f"data.features={{rgb: {feats / 'rgb'}, flow: {feats / 'flow'}}}", f"data.annotations={gt}"])
+    return rc, err.getvalue(), work / "checkpoints" / "last.pt"
+
+
+@_needs("train")
+def test_train_repairs_stream_lengths_and_ground_truth_past_the_end(trained):
+    """Streams of one video one snippet apart are cut, ground truth past the video's end is
+    clipped; both with a counted warning, and training runs to its checkpoint."""
+    rc, err, checkpoint = trained
     assert rc == 0, err
     assert "tr_1" in _warning(err, "cut to the shorter")
     assert ": 1 (e.g." in _warning(err, "ground truth ending after the video")
-    assert (work / "checkpoints" / "last.pt").is_file()
+    assert checkpoint.is_file()
+
+
+def _infer(data, checkpoint, name, *overrides):
+    out = data / "cases" / f"{name}.json"
+    argv = ["infer", data / "config.yaml", "--checkpoint", checkpoint, "--out", out]
+    return (argv + ["--set", *overrides]) if overrides else argv, out
+
+
+@_needs("infer")
+@_needs("train")
+def test_infer_nan_features_is_a_mistake(data, trained, capsys):
+    def nan_in_test(arr):
+        arr[5, DIM + 1] = np.inf
+        return arr
+
+    feats = data / "cases" / "inf_features"
+    feats.mkdir(parents=True, exist_ok=True)
+    for vid in VIDEOS:
+        np.save(feats / f"{vid}.npy", nan_in_test(_features(vid)) if vid == "te_2" else _features(vid))
+    argv, out = _infer(data, trained[2], "nan", f"data.features={feats}")
+    rc, _, err = _run(argv, capsys)
+    _assert_mistake(rc, err, "te_2.npy")
+    assert not out.exists()
+
+
+@_needs("infer")
+@_needs("train")
+def test_infer_features_narrower_than_the_streams_is_a_mistake(data, trained, capsys):
+    argv, _ = _infer(data, trained[2], "narrow", f"data.streams={{rgb: [0, {DIM}], flow: [{DIM}, {2 * DIM + 4}]}}")
+    rc, _, err = _run(argv, capsys)
+    _assert_mistake(rc, err, ".npy")
+
+
+@_needs("infer")
+@_needs("train")
+def test_infer_clips_proposals_and_warns_of_a_video_without_any(data, trained, capsys):
+    props = {"results": {"te_1": [{"segment": [-1.0, 4.0], "score": 0.9}, {"segment": [8.0, DURATION + 2], "score": 0.8},
+                                  {"segment": [2.0, 6.0], "score": 0.7}]}}
+    p = _write(data / "cases" / "infer_props.json", json.dumps(props))
+    argv, out = _infer(data, trained[2], "clipped", f"data.proposals={p}")
+    rc, _, err = _run(argv, capsys)
+    assert rc == 0, err
+    assert ": 2 (e.g. te_1)" in _warning(err, "clipped")
+    assert "te_2" in _warning(err, "no proposals")
+    results = json.loads(out.read_text())["results"]
+    assert results.get("te_2", []) == []
+    assert all(0.0 <= d["segment"][0] <= d["segment"][1] <= DURATION for d in results["te_1"])
 
 
 @_needs("train")
