@@ -96,3 +96,19 @@ def test_attention_weights_sum_to_one_or_zero():
     a, region, _ = attention_weights(query, keys, lo, hi)
     assert torch.allclose(a[region == 0].sum(), torch.tensor(1.0))
     assert a[region == 1].abs().sum() == 0
+
+
+def test_region_attention_crowded_bins():
+    """Many regions starting at the same snippet (extended regions clipped to a video's start) overflow
+    their bin into extra tiles; lengths of every size group, starts near the end (windows past S)."""
+    gen = torch.Generator().manual_seed(3)
+    s = 40
+    lo = torch.cat([torch.zeros(12, dtype=torch.long), torch.randint(0, s, (20,), generator=gen),
+                    torch.full((5,), s - 1)])
+    length = torch.randint(1, 20, (lo.numel(),), generator=gen)
+    hi = torch.minimum(lo + length, torch.tensor(s))
+    q = torch.randn(lo.numel(), 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(s, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(s, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(region_attention(q, k, v, lo, hi), loop_attention(q, k, v, lo, hi))
+    assert torch.autograd.gradcheck(lambda a, b, c: region_attention(a, b, c, lo, hi), (q, k, v))
