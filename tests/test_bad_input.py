@@ -375,3 +375,24 @@ def test_train_streams_three_snippets_apart_is_a_mistake(data, capsys):
     rc, _, err = _run(["train", data / "config.yaml", "--work-dir", data / "cases" / "w_cut3", "--set",
                        f"data.features={{rgb: {feats / 'rgb'}, flow: {feats / 'flow'}}}"], capsys)
     _assert_mistake(rc, err, "tr_1")
+
+
+@_needs("infer")
+@_needs("train")
+@pytest.mark.parametrize("scores, name", [
+    ({"te_1": {"Jump": 0.9, "Fly": 0.2}, "te_2": {"Run": 0.5}}, "Fly"),  # a label that is not a class
+    ({"te_1": {"Jump": 0.9}}, "te_2"),                                   # a video without scores
+])
+def test_infer_external_video_scores_mistakes(data, trained, capsys, scores, name):
+    p = _write(data / "cases" / f"video_scores_{name}.json", json.dumps(scores))
+    argv, _ = _infer(data, trained[2], f"vs_{name}", f"infer.video_scores={p}")
+    rc, _, err = _run(argv, capsys)
+    _assert_mistake(rc, err, name, "video_scores_")
+
+
+@_needs("visualize")
+@_needs("train")
+def test_visualize_unknown_video_is_a_mistake(data, trained, capsys):
+    rc, _, err = _run(["visualize", data / "config.yaml", "--checkpoint", trained[2], "--video", "te_9",
+                       "--out", data / "cases" / "viz"], capsys)
+    _assert_mistake(rc, err, "te_9")
