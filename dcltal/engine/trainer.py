@@ -45,7 +45,7 @@ class Layout:
 
     entries_key: str | None  # "streams": ckpt["streams"][name]; None: ckpt[name]
     fields: dict[str, Any] = field(default_factory=dict)  # config, classes, coder, ...
-    joint_score: Callable[[Mapping[str, nn.Module]], dict[str, float]] | None = None  # best.pt by this; None: the one task's
+    joint_score: Callable[[Mapping[str, nn.Module]], dict[str, float]] | None = None  # best.pt by this; None: the mean of the tasks' scores
 
     def place(self, entries: dict[str, dict]) -> dict[str, Any]:
         return {self.entries_key: entries} if self.entries_key else dict(entries)
@@ -107,9 +107,9 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
             if layout.joint_score is not None:
                 rows["fused"] = {f"val_{k}": v for k, v in layout.joint_score(models).items()}
                 score = rows["fused"].get("val_mAP")
-            else:
-                (name, task), = tasks.items()
-                score = rows[name].get(f"val_{task.score_name}")
+            else:  # one task: its score; several without a joint score: their mean
+                found = [rows[n].get(f"val_{t.score_name}") for n, t in tasks.items()]
+                score = None if None in found else sum(found) / len(found)
         if ctx.is_main:
             entries = {n: task.checkpoint_entry(_unwrap(models[n])) for n, task in tasks.items()}
             if score is not None and score > best:
