@@ -41,13 +41,14 @@ class VideoClassifier(nn.Module):
         """features [T, D] of one video -> [C] logits; or several videos packed end to end
         ([sum T_v, D] with ``lengths`` [T_v]) -> [V, C], in one pass of the snippet MLP."""
         logits = self.snippet(features)  # [S, C]
-        pooled = [self._pool(part) for part in logits.split(lengths or [features.shape[0]])]
-        return pooled[0] if lengths is None else torch.stack(pooled)
-
-    def _pool(self, logits: torch.Tensor) -> torch.Tensor:
-        """[T, C] snippet logits -> [C]: the mean of each class's top T/8."""
-        k = max(1, int(logits.shape[0] * self.topk_ratio))
-        return logits.topk(min(k, logits.shape[0]), dim=0).values.mean(dim=0)
+        parts = logits.split(lengths or [features.shape[0]])
+        # pad with -inf so padding sorts last and never enters a video's top k
+        padded = nn.utils.rnn.pad_sequence(parts, batch_first=True, padding_value=float("-inf"))  # [V, T_max, C]
+        ranked = padded.sort(dim=1, descending=True).values
+        k = torch.tensor([max(1, int(p.shape[0] * self.topk_ratio)) for p in parts], device=logits.device)  # [V]
+        in_top = torch.arange(ranked.shape[1], device=logits.device)[None, :] < k[:, None]  # [V, T_max]
+        pooled = ranked.masked_fill(~in_top[:, :, None], 0.0).sum(dim=1) / k[:, None]  # [V, C]
+        return pooled[0] if lengths is None else pooled
 
 
 def _targets(labels: Sequence[np.ndarray], num_classes: int) -> torch.Tensor:
