@@ -121,8 +121,8 @@ def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | N
 
 class TrainingWindows:
     """Every training window with its targets, computed once: features [W, T, C], G_S and G_E
-    [W, T], G_C [W, D, T]. Windows without any ground truth inside are left out (BMN trains on
-    windows that hold actions)."""
+    [W, T], G_C [W, D, T]. Windows where no proposal overlaps any ground truth are left out (BMN
+    trains on windows that hold actions)."""
 
     def __init__(self, videos: list[ProposalVideo], cfg: ProposalsConfig):
         feats, starts, ends, maps = [], [], [], []
