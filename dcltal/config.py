@@ -124,7 +124,7 @@ class ProposalsConfig:
     windows_per_batch: int = 16
     peak_ratio: float = 0.5  # candidate boundaries: local maxima, or probability above this fraction of the max
     pre_nms_top_k: int = 2000  # candidates per video kept for Soft-NMS
-    soft_nms_sigma: float = 0.4  # Gaussian Soft-NMS decay exp(-tIoU^2 / sigma)
+    soft_nms_sigma: float = 1.0  # Gaussian Soft-NMS decay exp(-tIoU^2 / sigma); chosen on held-out training videos (docs/proposals.md)
     max_proposals: int = 200  # proposals written per video
 
 
