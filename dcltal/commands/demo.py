@@ -18,8 +18,8 @@ import numpy as np
 # sizes of the demo; "tiny" is for the test suite (seconds, not minutes)
 SIZES = {
     "full": {"videos_train": 100, "videos_test": 50, "classes": 8, "dim": 64, "overrides": []},
-    "tiny": {"videos_train": 10, "videos_test": 6, "classes": 4, "dim": 16,
-             "overrides": ["train.epochs=2", "train.lr_steps=[]", "model.hidden_dim=8", "model.cls_hidden=32",
+    "tiny": {"videos_train": 6, "videos_test": 3, "classes": 4, "dim": 16,
+             "overrides": ["train.epochs=1", "train.lr_steps=[]", "model.hidden_dim=8", "model.cls_hidden=32",
                            "model.loc_hidden=48"]},
 }
 SEED = 0
