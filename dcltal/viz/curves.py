@@ -42,20 +42,31 @@ def _number(text: str | None) -> float | None:
 
 
 def plot_training_curves(metrics_csv: str | os.PathLike, out_png: str | os.PathLike, title: str = "") -> None:
-    """Losses (left) and validation mAP (right, columns whose name holds ``map``) over the x axis."""
+    """Three panels: the total loss per stream, the loss terms (colour: term, line style: stream),
+    and the validation mAP per stream (columns whose name holds ``map``; the average over tIoU
+    where the file also has per-threshold columns ``...@t``)."""
     x_col, series = read_metrics(metrics_csv)
-    fig, (ax_loss, ax_map) = new_figure(1, 2, size=(11, 4))
-    for name, by_stream in sorted(series.items()):
-        ax = ax_map if "map" in name.lower() else ax_loss
-        for stream, points in sorted(by_stream.items()):
-            xs, ys = zip(*points)
-            label = name if stream == "all" else f"{stream}: {name}"
-            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=label)
-    for ax, ylabel in ((ax_loss, "loss"), (ax_map, "validation mAP")):
+    maps = [n for n in series if "map" in n.lower()]
+    maps = [n for n in maps if "@" not in n] or maps
+    losses = [n for n in series if "map" not in n.lower()]
+    totals = [n for n in losses if n == "total"] or losses
+    terms = [n for n in losses if n not in totals]
+    streams = sorted({s for n in series for s in series[n]})
+    styles = dict(zip(streams, ("-", "--", ":", "-.") * 4))
+    fig, axes = new_figure(1, 3, size=(14, 4))
+    for ax, names, ylabel in ((axes[0], totals, "total loss (Eq. 15)"), (axes[1], terms, "loss terms"),
+                              (axes[2], maps, "validation mAP")):
+        for name in sorted(names):
+            for stream, points in sorted(series[name].items()):
+                xs, ys = zip(*points)
+                label = f"{stream}: {name}" if len(names) > 1 or ax is axes[1] else stream
+                ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=label,
+                        linestyle=styles[stream] if ax is axes[1] else "-",
+                        color=f"C{sorted(names).index(name) if ax is axes[1] else streams.index(stream)}")
         ax.set_xlabel(x_col)
         ax.set_ylabel(ylabel)
         if ax.lines:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, ncol=2 if len(ax.lines) > 6 else 1)
         else:
             ax.text(0.5, 0.5, "no such column in metrics.csv", ha="center", va="center", transform=ax.transAxes)
     if title:
