@@ -1,8 +1,6 @@
 """VideoDataset.from_config on tiny synthetic data; the train/validation split and the coder fit."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from dcltal.data.labelling import FOREGROUND, LabelledProposals, ProposalSampler, label_proposals, make_targets
+from dcltal.engine.checkpoint import cpu_state
 from dcltal.engine.dataset import VideoDataset
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
@@ -102,7 +103,7 @@ class DetectorTask:
         return validate_detectors({self.stream: model}, self.val, self.coder, self.cfg)
 
     def checkpoint_entry(self, model: nn.Module) -> dict:
-        return {"dim": self.dim, "state_dict": model.state_dict()}
+        return {"dim": self.dim, "state_dict": cpu_state(model)}
 
 
 def validate_detectors(models: dict[str, nn.Module], val: VideoDataset, coder: SegmentCoder, cfg) -> dict[str, float]:

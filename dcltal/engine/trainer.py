@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from dcltal.engine.checkpoint import cpu_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dcltal.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dcltal.engine.device import autocast, grad_scaler
 from dcltal.engine.distributed import DistContext, barrier, broadcast_object, shard_indices
 from dcltal.engine.metrics import MetricsLog
