@@ -133,3 +133,5 @@ def test_user_mistakes(bench, capsys):
     assert "train.epoch" in capsys.readouterr().err
     assert main(["train", str(config), "--work-dir", str(root / "x"), "--set", f"data.features={root}/none"]) == 2
     assert "features" in capsys.readouterr().err
+    assert main(["train", str(config), "--work-dir", str(root / "x"), "--set", "train.epochs=0"]) == 2
+    assert "train.epochs" in capsys.readouterr().err

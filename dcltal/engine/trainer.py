@@ -63,6 +63,8 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
     """Train every task for ``train_cfg.epochs`` epochs; returns the models (unwrapped, last epoch's
     weights) and the path of the checkpoint to use (best.pt where validation chose one, else last.pt)."""
     tc, work = train_cfg, Path(work_dir)
+    if tc.epochs < 1 or tc.videos_per_batch < 1:
+        raise UserError("config keys train.epochs and train.videos_per_batch must be at least 1")
     last_path, best_path = work / "checkpoints" / "last.pt", work / "checkpoints" / "best.pt"
     models, optimizers, scalers = {}, {}, {}
     for name, task in tasks.items():
