@@ -168,11 +168,12 @@ class ProposalTask:
 
     @classmethod
     def from_config(cls, cfg: Config) -> "ProposalTask":
+        from dcltal.engine.detector_task import split_videos  # the detector's held-out videos, the same way
+
         videos = load_proposal_videos(cfg, cfg.data.train_subset)
-        order = np.random.default_rng(cfg.train.seed).permutation(len(videos))
-        n_val = int(round(cfg.train.val_fraction * len(videos))) if len(videos) > 1 else 0
-        val = sorted(order[:n_val].tolist())
-        train = sorted(order[n_val:].tolist())
+        if not videos:
+            raise UserError(f"no training videos in subset {cfg.data.train_subset} of {cfg.data.annotations}")
+        train, val = split_videos(len(videos), cfg.train.val_fraction, cfg.train.seed)
         return cls(cfg, [videos[i] for i in train], [videos[i] for i in val])
 
     def __len__(self) -> int:
