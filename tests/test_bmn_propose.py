@@ -121,3 +121,7 @@ def test_dcltal_train_with_model_kind_proposals_then_propose(tiny, capsys):
     again = root / "again.json"
     assert main(["propose", str(config), "--checkpoint", str(ckpt), "--out", str(again), "--subset", "Validation"]) == 0
     assert json.loads(again.read_text()) == json.loads(out.read_text())
+    capsys.readouterr()
+    assert main(["propose", str(config), "--checkpoint", str(ckpt), "--out", str(again),
+                 "--set", "data.streams={rgb: [0, 4], flow: [4, 6]}"]) == 2
+    assert "the checkpoint expects 8" in capsys.readouterr().err

@@ -30,9 +30,10 @@ def run(args: argparse.Namespace) -> int:
 
     model, settings, streams = load_generator(args.checkpoint, cfg)
     videos = load_proposal_videos(cfg, args.subset, streams)
-    if videos and videos[0].features.shape[1] != model.base[0].in_channels:
-        raise UserError(f"features of {cfg.data.features} give {videos[0].features.shape[1]} columns for data.streams, "
-                        f"the checkpoint expects {model.base[0].in_channels}; use the features it was trained on")
+    width = sum(hi - lo for lo, hi in cfg.data.streams.values())
+    if width != model.base[0].in_channels:
+        raise UserError(f"data.streams give {width} feature columns, the checkpoint expects "
+                        f"{model.base[0].in_channels}; use the streams and features it was trained on")
     proposals = generate_proposals(model, videos, settings, progress=True)
     write_proposal_json(args.out, proposals)
     count = sum(len(p) for p in proposals.values())

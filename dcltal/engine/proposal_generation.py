@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, replace
-from typing import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -101,7 +101,25 @@ def window_targets(video: ProposalVideo, window: Window, cfg: ProposalsConfig) -
     return start, end, confidence_map_labels(gt, cfg.temporal_scale, cfg.max_duration)
 
 
-def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None) -> list[ProposalVideo]:
+class ProposalVideos(Sequence):
+    """The videos of a subset, each video's features read from the store when it is taken, so that
+    proposing for a long list never holds every video's features at once."""
+
+    def __init__(self, cfg: Config, records: list[tuple], store: FeatureStore, streams: list[str]):
+        self.cfg, self.records, self.store, self.streams = cfg, records, store, streams
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> ProposalVideo:
+        vid, fps, duration, segments = self.records[i]
+        per_stream = self.store.load(vid)
+        features = np.concatenate([per_stream[name] for name in self.streams], axis=1)  # [T_v, C]
+        grid = TimeGrid(fps or self.cfg.data.fps, self.cfg.data.feature_stride, self.cfg.data.feature_window)
+        return ProposalVideo(vid, grid, duration or grid.duration(len(features)), features, segments)
+
+
+def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None) -> ProposalVideos:
     """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), the
     streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's)."""
     store = FeatureStore(cfg.data.features, cfg.data.streams)
@@ -110,13 +128,7 @@ def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | N
     else:
         ann = load_annotations(cfg.data.annotations, cfg.data.classes)
         records = [(v.id, v.fps, v.duration, v.segments) for v in ann.in_subset(subset or cfg.data.test_subset)]
-    videos = []
-    for vid, fps, duration, segments in records:
-        per_stream = store.load(vid)
-        features = np.concatenate([per_stream[name] for name in streams or cfg.data.streams], axis=1)  # [T_v, C]
-        grid = TimeGrid(fps or cfg.data.fps, cfg.data.feature_stride, cfg.data.feature_window)
-        videos.append(ProposalVideo(vid, grid, duration or grid.duration(len(features)), features, segments))
-    return videos
+    return ProposalVideos(cfg, records, store, list(streams or cfg.data.streams))
 
 
 class TrainingWindows:
@@ -124,7 +136,7 @@ class TrainingWindows:
     [W, T], G_C [W, D, T]. Windows where no proposal overlaps any ground truth are left out (BMN
     trains on windows that hold actions)."""
 
-    def __init__(self, videos: list[ProposalVideo], cfg: ProposalsConfig):
+    def __init__(self, videos: Sequence[ProposalVideo], cfg: ProposalsConfig):
         feats, starts, ends, maps = [], [], [], []
         for video in videos:
             for window in video_windows(len(video.features), cfg):
@@ -246,7 +258,7 @@ def decode_window(start: np.ndarray, end: np.ndarray, cls_map: np.ndarray, reg_m
 
 
 @torch.no_grad()
-def generate_proposals(model: BMN, videos: list[ProposalVideo], cfg: ProposalsConfig,
+def generate_proposals(model: BMN, videos: Sequence[ProposalVideo], cfg: ProposalsConfig,
                        progress: bool = False) -> dict[str, np.ndarray]:
     """``{video: [N, 3]}`` (start s, end s, score), best first, at most ``max_proposals`` a video."""
     from tqdm import tqdm
