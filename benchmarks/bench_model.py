@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference_model import reference_forward  # noqa: E402
@@ -86,7 +87,7 @@ def model_macs(t: int, n: int, model: Detector) -> int:
 def run_inference(models, videos, autocast=False):
     total_macs, start = 0, time.perf_counter()
     pure = 0.0
-    for i, (_, grid, t) in enumerate(videos):
+    for i, (_, grid, t) in enumerate(tqdm(videos, desc="inference", leave=False)):
         x, batch = make_video(grid, t, seed=i)
         t0 = time.perf_counter()
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):

@@ -16,8 +16,6 @@ long tensors with ``hi > lo`` and return one row a region.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -146,11 +144,14 @@ def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
     moves M x D floats (M = sum of region lengths; ~100k pairs x 1024 a THUMOS video), which costs far
     more than the arithmetic. Regions are grouped by length (L <= K < 2L, L a power of 2) and, within
     a group, by start into bins of L snippets: bin j holds the regions starting in [jL, (j+1)L), which
-    all lie inside the window of snippets [jL, jL + 3L). The windows of consecutive bins are strided
-    views of the keys and values (no copy), so two batched matrix products over the bins give the
-    cosines [bins, G, W] and the weighted sums [bins, G, E]; snippets outside a region are masked out.
-    G is the mean number of regions of a non-empty bin; a bin's regions beyond G (e.g. the many
-    extended regions clipped to the first snippet) go to extra tiles whose windows are copied.
+    all lie inside the window of snippets [jL, jL + 3L). A tile is up to G regions of one bin (G = the
+    mean number of regions of a non-empty bin; a crowded bin, e.g. of the extended regions clipped to
+    a video's first snippet, fills several tiles); two batched matrix products over the tiles give
+    the cosines [tiles, G, W] and the weighted sums [tiles, G, E], with a mask for the snippets
+    outside each region. Where most bins hold regions and no gradient is needed (inference over all
+    proposals of a video), the first tile of every bin reads its window as a strided view of the keys
+    and values (overlapping windows, no copy); otherwise the windows of the tiles are gathered (their
+    backward is an ``index_add``, much cheaper than a strided view's).
     """
     r, s, d, e = lo.shape[0], keys.shape[0], keys.shape[1], values.shape[1]
     out = values.new_zeros(r, e)
@@ -162,6 +163,7 @@ def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
     pad_rows = 3 << top  # the widest window reaches this far past the last snippet
     k = F.pad(_unit(keys), (0, 0, 0, pad_rows))  # [S + pad, D]
     v = F.pad(values, (0, 0, 0, pad_rows))  # [S + pad, E]
+    no_grad = not torch.is_grad_enabled() or not (query.requires_grad or keys.requires_grad or values.requires_grad)
     for b in torch.unique(level).tolist():
         step, width = 1 << b, 3 << b
         rows = torch.nonzero(level == b).squeeze(1)  # [R_b]
@@ -169,18 +171,21 @@ def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
         order = torch.argsort(bins, stable=True)
         rows, bins = rows[order], bins[order]
         rank = torch.arange(rows.numel(), device=lo.device) - torch.searchsorted(bins, bins)  # [R_b] place in its bin
-        n_bins = -(-s // step)
-        g = -(-rows.numel() // int(torch.unique_consecutive(bins).numel()))  # mean regions of a non-empty bin
-        kw = k.as_strided((n_bins, width, d), (step * d, d, 1))  # [bins, W, D] overlapping windows, a view
-        vw = v.as_strided((n_bins, width, e), (step * e, e, 1))  # [bins, W, E]
-        starts = torch.arange(n_bins, device=lo.device) * step
+        n_bins, n_full = -(-s // step), int(torch.unique_consecutive(bins).numel())
+        g = -(-rows.numel() // n_full)  # mean regions of a non-empty bin
+        cols = torch.arange(width, device=lo.device)
         main = rank < g
-        out.index_copy_(0, rows[main], _attend(q, lo, hi, rows[main], bins[main], rank[main], starts, kw, vw, g))
-        if not main.all():  # overflow: tiles (bin, rank // G) beyond the first, windows gathered
-            extra = ~main
-            chunk = bins[extra] * (int(rank.max()) // g + 1) + rank[extra] // g
-            chunks, tile = torch.unique(chunk, return_inverse=True)
-            chunk_bin = chunks // (int(rank.max()) // g + 1)
-            out.index_copy_(0, rows[extra], _attend(q, lo, hi, rows[extra], tile, rank[extra] % g, starts[chunk_bin],
-                                                    kw[chunk_bin], vw[chunk_bin], g))
+        if no_grad and 2 * n_full >= n_bins:  # dense: first tiles of all bins on strided views
+            kw = k.as_strided((n_bins, width, d), (step * d, d, 1))  # [bins, W, D] overlapping windows, a view
+            vw = v.as_strided((n_bins, width, e), (step * e, e, 1))  # [bins, W, E]
+            starts = torch.arange(n_bins, device=lo.device) * step
+            out.index_copy_(0, rows[main], _attend(q, lo, hi, rows[main], bins[main], rank[main], starts, kw, vw, g))
+            rows, bins, rank = rows[~main], bins[~main], rank[~main]
+            if rows.numel() == 0:
+                continue
+        per_bin = int(rank.max()) // g + 1
+        chunks, tile = torch.unique(bins * per_bin + rank // g, return_inverse=True)  # tile of each region
+        starts = chunks // per_bin * step  # [tiles] first snippet of each tile's window
+        window = starts.unsqueeze(1) + cols  # [tiles, W]
+        out.index_copy_(0, rows, _attend(q, lo, hi, rows, tile, rank % g, starts, k[window], v[window], g))
     return out
