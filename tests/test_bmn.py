@@ -50,7 +50,7 @@ def test_sampling_weights_of_an_inside_bin_sum_to_one():
 def reference_boundary_matching(model: BMN, x: torch.Tensor) -> torch.Tensor:
     """BMN's order: the BM feature map [B, C, N, D, T] first, then the convolution over (C, N)."""
     T, D, N = model.temporal_scale, model.max_duration, model.num_samples
-    W = model.sampling.to_dense().reshape(D, T, N, T)
+    W = model.sampling.to_dense().reshape(D, T, N, T)  # the COO matrix the model keeps
     bm = torch.einsum("kinx,bcx->bcnki", W.to(x.dtype), x)  # [B, C, N, D, T]
     H = model.sample_bias.numel()
     weight = model.sample_projection.weight.view(H, N, -1)  # [H, N, C]

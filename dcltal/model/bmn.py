@@ -119,12 +119,10 @@ class BMN(nn.Module):
             nn.Conv2d(hidden_2d, hidden_2d, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(hidden_2d, 2, 1), nn.Sigmoid(),
         )
-        # a fixed matrix, rebuilt from the arguments, so not part of the state dict
-        sampling = sampling_matrix(temporal_scale, max_duration, num_samples, samples_per_bin, extend_ratio)
-        with warnings.catch_warnings():  # CSR is marked beta; only its product with a dense matrix is used
-            warnings.simplefilter("ignore", UserWarning)
-            self.register_buffer("sampling", sampling.to_sparse_csr(), persistent=False)  # [D*T, N*T]
-            self.register_buffer("sampling_t", sampling.t().coalesce().to_sparse_csr(), persistent=False)
+        # a fixed matrix, rebuilt from the arguments: neither a parameter nor a buffer (DDP cannot
+        # broadcast sparse buffers), moved to the input's device and dtype when first used there
+        self.sampling = sampling_matrix(temporal_scale, max_duration, num_samples, samples_per_bin, extend_ratio)
+        self._products: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.register_buffer("valid", valid_map_mask(temporal_scale, max_duration), persistent=False)
 
     @staticmethod
@@ -138,6 +136,16 @@ class BMN(nn.Module):
         return cls(in_dim, c.temporal_scale, c.max_duration, c.num_samples, c.samples_per_bin, c.extend_ratio,
                    c.hidden_1d, c.hidden_3d, c.hidden_2d, c.groups)
 
+    def _sampling_on(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sampling matrix [D*T, N*T] and its transpose as CSR on ``device`` in ``dtype``, made once."""
+        key = (device, dtype)
+        if key not in self._products:
+            m = self.sampling.to(device=device, dtype=dtype)
+            with warnings.catch_warnings():  # CSR is marked beta; only its product with a dense matrix is used
+                warnings.simplefilter("ignore", UserWarning)
+                self._products[key] = (m.to_sparse_csr(), m.t().coalesce().to_sparse_csr())
+        return self._products[key]
+
     def boundary_matching(self, x: torch.Tensor) -> torch.Tensor:
         """BM layer followed by BMN's convolution over the N samples: [B, C, T] -> [B, H3, D, T].
 
@@ -150,10 +158,10 @@ class BMN(nn.Module):
         B, _, T = x.shape
         H = self.sample_bias.numel()
         y = self.sample_projection(x).view(B, H, self.num_samples, T)  # [B, H3, N, T]
-        # in the sampling matrix's dtype: under CUDA autocast y arrives in half precision, which the
-        # sparse product does not take
-        y = y.permute(2, 3, 0, 1).reshape(self.num_samples * T, B * H).to(self.sampling.dtype)  # [N*T, B*H3]
-        out = _SparseProduct.apply(self.sampling, self.sampling_t, y)  # [D*T, B*H3]
+        # single precision at least: under CUDA autocast y arrives in half, which the sparse product does not take
+        y = y.permute(2, 3, 0, 1).reshape(self.num_samples * T, B * H)  # [N*T, B*H3]
+        y = y.to(torch.promote_types(y.dtype, torch.float32))
+        out = _SparseProduct.apply(*self._sampling_on(y.device, y.dtype), y)  # [D*T, B*H3]
         out = out.view(self.max_duration, T, B, H).permute(2, 3, 0, 1)  # [B, H3, D, T]
         return torch.relu(out + self.sample_bias[:, None, None])
 
