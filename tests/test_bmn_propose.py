@@ -12,7 +12,7 @@ from dcltal.cli import main
 from dcltal.config import load_config
 from dcltal.data.annotations import load_annotations
 from dcltal.data.proposals import load_proposals
-from dcltal.engine.proposal_generation import ProposalTask
+from dcltal.engine.proposal_generation import ProposalTask, generate_proposals
 from dcltal.io import atomic_path
 
 SMALL = {"temporal_scale": 16, "max_duration": 6, "snippets_per_location": 2.0, "hidden_1d": 8, "hidden_3d": 8,
@@ -125,3 +125,15 @@ def test_dcltal_train_with_model_kind_proposals_then_propose(tiny, capsys):
     assert main(["propose", str(config), "--checkpoint", str(ckpt), "--out", str(again),
                  "--set", "data.streams={rgb: [0, 4], flow: [4, 6]}"]) == 2
     assert "the checkpoint expects 8" in capsys.readouterr().err
+
+
+def test_rescale_mode_makes_one_window_a_video(tiny):
+    _, config = tiny
+    cfg = load_config(config, ["proposals.mode=rescale"])
+    task = ProposalTask.from_config(cfg)
+    assert len(task) == 2  # three training videos, one held out
+    # both instances of each video lie inside its one window: G_C reaches a high tIoU somewhere
+    assert (task.windows.iou_map.amax(dim=(1, 2)) > 0.8).all()
+    model = task.build_model()
+    (props,) = generate_proposals(model, task.val_videos, cfg.proposals).values()
+    assert (props[:, 0] >= 0).all() and (props[:, 1] <= 8.0 + 1e-9).all()
