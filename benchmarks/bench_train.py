@@ -14,7 +14,8 @@ SGD) through engine.trainer.fit, which also writes last.pt (both streams, optimi
 A CPU epoch at this scale takes many minutes, so the loop runs ``--batches`` batches a stream (one
 epoch of a task cut short) and the epoch time is extrapolated linearly to all batches (the videos
 of a batch are drawn at random, so the first batches are a fair sample). Prints: proposals/s and
-videos/s a stream, s/epoch (both streams), the checkpoint write, and the machine's load.
+videos/s a stream, s/epoch (both streams), the process's CPU time (less sensitive to other work on
+the machine than wall time), the checkpoint write, and the machine's load.
 """
 from __future__ import annotations
 
@@ -122,10 +123,10 @@ def main() -> None:
     timed = min(args.batches, full_batches)
     sampled = sum(cfg.train.samples_per_video) * cfg.train.sample_scale
     with tempfile.TemporaryDirectory() as work:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         fit(tasks, cfg.train, work, Layout("streams", {"config": cfg.to_dict(), "classes": videos.classes}),
             DistContext(0, 1, device), progress=True)
-        total = time.perf_counter() - started
+        total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         rows = [line.split(",") for line in (Path(work) / "metrics.csv").read_text().splitlines()]
         header = rows[0]
         wall = {r[header.index("stream")]: float(r[header.index("wall_s")]) for r in rows[1:]}
@@ -144,6 +145,11 @@ def main() -> None:
         epoch += per * full_batches
         print(f"  {s:4s}: {per:6.2f} s/batch  {per_batch / per:6.2f} videos/s  {sampled * per_batch / per:8.1f} proposals/s")
     print(f"s/epoch (both streams, extrapolated to {full_batches} batches each): {epoch:.0f} s")
+    # wall time follows the machine's load; the process's CPU time much less so
+    cpu_batch = cpu / (len(STREAMS) * timed)
+    print(f"CPU time (all threads, the whole run incl. checkpoints): {cpu_batch:.1f} CPU-s a batch, "
+          f"{cpu_batch * len(STREAMS) * full_batches:.0f} CPU-s an epoch "
+          f"(on an idle machine, wall >= that / {torch.get_num_threads()} threads)")
     print(f"last.pt: {ckpt_mb:.0f} MiB, written in about {write_s:.1f} s; whole run {total:.0f} s")
 
 
