@@ -48,7 +48,7 @@ def region_max(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Ten
     need_grad = torch.is_grad_enabled() and x.requires_grad
     with torch.no_grad():
         values = x.detach()  # level 0
-        index = torch.arange(s, device=x.device).unsqueeze(1).expand(s, d) if need_grad else None
+        index = torch.arange(s, device=x.device, dtype=torch.int32).unsqueeze(1).expand(s, d) if need_grad else None
         out = x.new_empty(r, d)
         arg = torch.empty(r, d, dtype=torch.long, device=x.device) if need_grad else None
         for k in range(top + 1):
@@ -69,7 +69,7 @@ def region_max(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Ten
             if need_grad:
                 take_b = vb > va
                 out[rows] = torch.where(take_b, vb, va)
-                arg[rows] = torch.where(take_b, index[b], index[a])
+                arg[rows] = torch.where(take_b, index[b], index[a]).long()
             else:
                 out[rows] = torch.maximum(va, vb)
     if need_grad:
@@ -163,6 +163,7 @@ def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
     pad_rows = 3 << top  # the widest window reaches this far past the last snippet
     k = F.pad(_unit(keys), (0, 0, 0, pad_rows))  # [S + pad, D]
     v = F.pad(values, (0, 0, 0, pad_rows))  # [S + pad, E]
+    plans = []  # tiles whose windows are gathered: (rows, tile, slot, window starts, G, W)
     no_grad = not torch.is_grad_enabled() or not (query.requires_grad or keys.requires_grad or values.requires_grad)
     for b in torch.unique(level).tolist():
         step, width = 1 << b, 3 << b
@@ -173,7 +174,6 @@ def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
         rank = torch.arange(rows.numel(), device=lo.device) - torch.searchsorted(bins, bins)  # [R_b] place in its bin
         n_bins, n_full = -(-s // step), int(torch.unique_consecutive(bins).numel())
         g = -(-rows.numel() // n_full)  # mean regions of a non-empty bin
-        cols = torch.arange(width, device=lo.device)
         main = rank < g
         if no_grad and 2 * n_full >= n_bins:  # dense: first tiles of all bins on strided views
             kw = k.as_strided((n_bins, width, d), (step * d, d, 1))  # [bins, W, D] overlapping windows, a view
@@ -186,6 +186,13 @@ def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
         per_bin = int(rank.max()) // g + 1
         chunks, tile = torch.unique(bins * per_bin + rank // g, return_inverse=True)  # tile of each region
         starts = chunks // per_bin * step  # [tiles] first snippet of each tile's window
-        window = starts.unsqueeze(1) + cols  # [tiles, W]
-        out.index_copy_(0, rows, _attend(q, lo, hi, rows, tile, rank % g, starts, k[window], v[window], g))
+        plans.append((rows, tile, rank % g, starts, g, width))
+    if plans:  # one gather for all length groups' windows (so one index_add in the backward)
+        windows = [(st.unsqueeze(1) + torch.arange(w, device=lo.device)).flatten() for _, _, _, st, _, w in plans]
+        sizes = [idx.numel() for idx in windows]
+        kg = k[torch.cat(windows)].split(sizes)  # per group [tiles x W, D]; split, not slices: one gradient buffer
+        vg = v[torch.cat(windows)].split(sizes)
+        for (rows, tile, slot, starts, g, width), kw, vw in zip(plans, kg, vg):
+            kw, vw = kw.view(-1, width, d), vw.view(-1, width, e)  # [tiles, W, D], [tiles, W, E]
+            out.index_copy_(0, rows, _attend(q, lo, hi, rows, tile, slot, starts, kw, vw, g))
     return out
