@@ -101,7 +101,7 @@ def run_inference(models, videos, autocast=False):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--videos", type=int, default=212, help="test videos to run (default all 212)")
+    p.add_argument("--videos", type=int, default=212, help="test videos to run (default all 212; fewer: evenly spaced, extrapolated)")
     p.add_argument("--streams", type=int, default=2)
     p.add_argument("--train-videos", type=int, default=4, help="videos for forward+backward")
     p.add_argument("--reference-proposals", type=int, default=16, help="proposals a video timed with the reference")
@@ -116,7 +116,9 @@ def main() -> None:
     lengths = np.array([t for _, _, t in videos])
     print(f"{len(videos)} test videos, T = {lengths.min()}..{lengths.max()} (sum {lengths.sum()}) snippets, "
           f"{PROPOSALS} proposals each")
-    videos = videos[: args.videos]
+    all_videos = videos
+    if args.videos < len(videos):  # an evenly spaced subset, extrapolated by matrix-product work
+        videos = [videos[i] for i in np.linspace(0, len(videos) - 1, args.videos).round().astype(int)]
     torch.manual_seed(0)
     models = [Detector(D, C).eval() for _ in range(args.streams)]
 
@@ -125,6 +127,11 @@ def main() -> None:
     print(f"inference float32, {len(videos)} videos x {args.streams} streams: {pure:.1f} s model "
           f"({wall:.1f} s with making the input); matmul-bound {bound:.1f} s at {g32:.0f} GFLOP/s "
           f"-> {bound / pure:.0%} of it; {2 * macs / pure / 1e9:.0f} GFLOP/s effective")
+    if len(videos) < len(all_videos):
+        full = sum(model_macs(t, PROPOSALS, models[0]) for _, _, t in all_videos) * args.streams
+        print(f"  subset of {len(videos)} evenly spaced videos; extrapolated to all {len(all_videos)} by the "
+              f"matrix-product work (x{full / macs:.1f}): {pure * full / macs:.0f} s; matmul-bound "
+              f"{2 * full / (g32 * 1e9):.0f} s at {g32:.0f} GFLOP/s, {2 * full / 200e9:.0f} s at 200 GFLOP/s")
     print(f"peak memory so far (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
     # bfloat16 autocast: time and accuracy on a few videos
