@@ -16,8 +16,12 @@ from pathlib import Path
 import numpy as np
 
 # sizes of the demo; "tiny" is for the test suite (seconds, not minutes)
+# "full": configs/synth.yaml's SGD (lr 0.01, 8 videos a step) takes 120 steps in its 12 epochs and
+# ended below the trivial baseline (fused mAP@0.5 14.0% vs 18.9%); Adam at lr 1e-3 with 2 videos a
+# step (480 steps, the same epochs and CPU time) reached 26.0% (measured 2026-11-26, seed 0).
 SIZES = {
-    "full": {"videos_train": 100, "videos_test": 50, "classes": 8, "dim": 64, "overrides": []},
+    "full": {"videos_train": 100, "videos_test": 50, "classes": 8, "dim": 64,
+             "overrides": ["train.optimizer=adam", "train.lr=0.001", "train.videos_per_batch=2"]},
     "tiny": {"videos_train": 6, "videos_test": 3, "classes": 4, "dim": 16,
              "overrides": ["train.epochs=1", "train.lr_steps=[]", "model.hidden_dim=8", "model.cls_hidden=32",
                            "model.loc_hidden=48"]},
@@ -149,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
                          f"window {cfg.data.feature_window}, {cfg.data.fps:g} fps"),
             "model": (f"variant {cfg.model.variant}, D_h {cfg.model.hidden_dim}, cls MLP {cfg.model.cls_hidden}, "
                       f"loc MLP {cfg.model.loc_hidden}, regression {cfg.model.regression}; one model per stream"),
-            "training": (f"{cfg.train.epochs} epochs, {cfg.train.optimizer} lr {cfg.train.lr:g}, "
+            "training": (f"{cfg.train.epochs} epochs, {cfg.train.optimizer} lr {cfg.train.lr:g} "
+                         f"(steps at epochs {cfg.train.lr_steps}), {cfg.train.videos_per_batch} videos a step, "
                          f"seed {cfg.train.seed}, checkpoint {checkpoint}"),
             "inference": (f"fusion RGB:Flow = {cfg.infer.stream_weights.get('rgb', 0):g}:"
                           f"{cfg.infer.stream_weights.get('flow', 0):g} (scores and boundaries), video-level scores "

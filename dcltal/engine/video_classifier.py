@@ -72,7 +72,7 @@ def train_video_classifier(
     num_classes: int,
     *,
     epochs: int = 40,
-    lr: float = 3e-3,
+    lr: float = 1e-2,
     batch_videos: int = 16,
     max_snippets: int = 512,
     seed: int = 0,
