@@ -135,3 +135,22 @@ def test_user_mistakes(bench, capsys):
     assert "features" in capsys.readouterr().err
     assert main(["train", str(config), "--work-dir", str(root / "x"), "--set", "train.epochs=0"]) == 2
     assert "train.epochs" in capsys.readouterr().err
+
+
+def test_a_step_under_autocast(bench):
+    """The CUDA path runs the forward and losses under float16 autocast; on CPU, bfloat16 autocast
+    exercises the same mixed-dtype code (no GPU here): finite losses, float32 gradients."""
+    from dcltal.engine.detector_task import detector_tasks
+
+    root, synth = bench
+    tasks, _, _ = detector_tasks(load_config(tiny_config(root, synth)))
+    task = tasks["flow"]
+    torch.manual_seed(0)
+    model = task.build_model()
+    batch = next(iter(task.batches(torch.Generator().manual_seed(0))))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = task.losses(model, batch)
+    losses["total"].backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
