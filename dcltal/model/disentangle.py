@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcltal.ops.pooling import COS_EPS
+from dcltal.ops.pooling import cosine_rows
 
 MODES = ("dnet", "random", "only_common", "no_common")
 
@@ -21,8 +21,7 @@ MODES = ("dnet", "random", "only_common", "no_common")
 def reconstruction_error(y: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
     """[S] Eq. 3 per snippet: squared error averaged over the D channels plus the cosine distance."""
     mse = (y - y_hat).pow(2).mean(-1)
-    cos = (y * y_hat).sum(-1) / (y.norm(dim=-1).clamp_min(COS_EPS) * y_hat.norm(dim=-1).clamp_min(COS_EPS))
-    return mse + (1.0 - cos)
+    return mse + (1.0 - cosine_rows(y, y_hat))
 
 
 class Disentangler(nn.Module):

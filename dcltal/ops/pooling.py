@@ -98,6 +98,10 @@ def region_pairs(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torc
     return region, snippet
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(COS_EPS)
+
+
 def cosine_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise cosine similarity of ``a`` and ``b`` [M, D] -> [M], norms clamped to COS_EPS."""
     return (a * b).sum(-1) / (a.norm(dim=-1).clamp_min(COS_EPS) * b.norm(dim=-1).clamp_min(COS_EPS))
@@ -109,15 +113,10 @@ def attention_weights(query: torch.Tensor, keys: torch.Tensor, lo: torch.Tensor,
     query [R, D], keys [S, D] -> (weights [M], pair region [M], pair snippet [M]).
     """
     region, snippet = region_pairs(lo, hi)
-    q = query / query.norm(dim=-1, keepdim=True).clamp_min(COS_EPS)  # [R, D] unit queries
-    k = keys / keys.norm(dim=-1, keepdim=True).clamp_min(COS_EPS)  # [S, D] unit keys, once per snippet
+    q, k = _unit(query), _unit(keys)  # [R, D] unit queries, [S, D] unit keys (once per snippet)
     w = F.relu((q[region] * k[snippet]).sum(-1))  # [M]
     total = torch.zeros(lo.shape[0], dtype=w.dtype, device=w.device).index_add_(0, region, w)  # [R]
     return w / total.clamp_min(ATTENTION_EPS)[region], region, snippet
-
-
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(COS_EPS)
 
 
 def _attend(q, lo, hi, rows, tile, slot, starts, kw, vw, g):
