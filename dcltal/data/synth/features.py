@@ -5,11 +5,13 @@ active on an interval of time, and its weight in a snippet is the fraction of th
 that the interval covers (a snippet feature averages its frames, as I3D's does). With ``W`` the
 ``[T, K]`` weights and ``P_s`` the ``[K, D]`` pattern bank of stream ``s``::
 
-    x_s(t) = softplus( sum_k W[t, k] * w_s(kind(k)) * P_s[k]  +  style_s  +  NOISE_SD * eps_t )
+    x_s(t) = softplus( sum_k W[t, k] * w_s(kind(k)) * P_s[k]  +  style_s  +  NOISE_SD * eps_t  +  DRIFT_SD * drift_t )
 
 ``w_s`` is the stream's emphasis on each kind of component (table ``STREAM_WEIGHTS``), ``P_s[k]``
 a fixed random direction per component and stream (entries N(0, 1)), ``style_s`` a per-video
-nuisance offset and ``eps_t`` white Gaussian noise. The softplus makes the features non-negative
+nuisance offset, ``eps_t`` white Gaussian noise and ``drift_t`` slow Gaussian noise (a running
+mean over about 1 s): real snippet features are correlated in time, so pooling must not remove
+all of the noise, while one snippet stays readable for max-pooling and attention (Eq. 6-7). The softplus makes the features non-negative
 like I3D's (post-ReLU) features, which the decoder of the disentanglement net (Eq. 2, a ReLU)
 can reconstruct. docs/synthetic.md explains what each component is for.
 """
@@ -31,7 +33,9 @@ STREAM_WEIGHTS = {  # kind: (rgb, flow). RGB: appearance and scene; Flow: motion
 STREAMS = ("rgb", "flow")
 BOUNDARY_HALF_S = 0.25  # start and end cues last from 0.25 s before to 0.25 s after the boundary
 FALSE_START_ACTION = 0.5  # weight of the class-agnostic motion in a false start
-NOISE_SD = 3.0
+NOISE_SD = 1.5  # white noise, every snippet on its own
+DRIFT_SD = 1.5  # slow noise: white noise averaged over DRIFT_SNIPPETS neighbours (about 1 s), rescaled to this sd
+DRIFT_SNIPPETS = 8
 STYLE_SD = 0.4
 
 
@@ -103,6 +107,13 @@ def component_weights(layout: VideoLayout, bank: PatternBank) -> np.ndarray:
     return weights
 
 
+def _moving_average(x: np.ndarray) -> np.ndarray:
+    """[T + w - 1, D] white noise -> [T, D] its running means over ``w = DRIFT_SNIPPETS`` rows, times
+    sqrt(w) so that each entry keeps unit variance (neighbours share most of their terms)."""
+    c = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    return (c[DRIFT_SNIPPETS:] - c[:-DRIFT_SNIPPETS]) / np.sqrt(DRIFT_SNIPPETS)
+
+
 def synthesize(layout: VideoLayout, bank: PatternBank, rng: np.random.Generator) -> np.ndarray:
     """[T, 2D] float32 features, columns [0, D) rgb and [D, 2D) flow."""
     weights = component_weights(layout, bank)  # [T, K]
@@ -110,5 +121,6 @@ def synthesize(layout: VideoLayout, bank: PatternBank, rng: np.random.Generator)
     for stream in STREAMS:
         style = STYLE_SD * rng.standard_normal(bank.dim)  # [D]
         noise = NOISE_SD * rng.standard_normal((layout.num_snippets, bank.dim))  # [T, D]
+        noise += DRIFT_SD * _moving_average(rng.standard_normal((layout.num_snippets + DRIFT_SNIPPETS - 1, bank.dim)))
         out.append(np.logaddexp(0.0, weights @ bank.patterns[stream] + style + noise))  # softplus
     return np.concatenate(out, axis=1).astype(np.float32)
