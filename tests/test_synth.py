@@ -242,3 +242,16 @@ def test_linear_probes_find_the_data_learnable_but_not_solved(tmp_path):
     assert report["pair accuracy run-up flow"] > report["accuracy run-up flow"] + 0.1
     assert 0.15 < report["ridge detector mAP@0.5 both"] < 0.95
     assert report["statistics"]["proposal recall at tIoU 0.5, 0.7, 0.9"][0] >= 0.9
+
+
+def test_slow_noise_is_a_running_mean_with_unit_variance():
+    from dcltal.data.synth.features import DRIFT_SNIPPETS, _moving_average
+
+    x = np.random.default_rng(0).standard_normal((4000 + DRIFT_SNIPPETS - 1, 3))
+    out = _moving_average(x)
+    slow = np.array([x[t:t + DRIFT_SNIPPETS].sum(axis=0) / np.sqrt(DRIFT_SNIPPETS) for t in range(len(out))])
+    assert out.shape == (4000, 3) and np.allclose(out, slow)
+    assert abs(out.std() - 1) < 0.05
+    # neighbours share most of their terms: strongly correlated, far ones not
+    assert np.corrcoef(out[:-1, 0], out[1:, 0])[0, 1] > 0.8
+    assert abs(np.corrcoef(out[:-DRIFT_SNIPPETS, 0], out[DRIFT_SNIPPETS:, 0])[0, 1]) < 0.1
