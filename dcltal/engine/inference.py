@@ -12,6 +12,7 @@ work on the models' device: one forward per stream for several videos packed end
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
@@ -156,16 +157,16 @@ def predict_streams(
 ) -> Iterable[tuple[InferenceVideo, dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
     """Per video, each stream's (scores [N, C], boundaries [N, 2] / [N, C, 2]): the model half of
     inference, yielded video by video so that a large test set never sits in memory whole."""
-    bar = tqdm(total=len(videos), desc="inference", unit="video", disable=not progress)
-    for chunk in _chunks(list(videos), videos_per_batch, proposals_per_batch):
-        per_stream = {
-            s: stream_predictions(m, s, chunk, coder, infer_cfg.cls_feature, infer_cfg.loc_feature, extend_ratio)
-            for s, m in models.items()
-        }
-        for i, video in enumerate(chunk):
-            yield video, {s: p[i] for s, p in per_stream.items()}
-        bar.update(len(chunk))
-    bar.close()
+    # the bar closes (ends its line) before an error propagates, so the error stands on a line of its own
+    with tqdm(total=len(videos), desc="inference", unit="video", disable=not progress) as bar:
+        for chunk in _chunks(list(videos), videos_per_batch, proposals_per_batch):
+            per_stream = {
+                s: stream_predictions(m, s, chunk, coder, infer_cfg.cls_feature, infer_cfg.loc_feature, extend_ratio)
+                for s, m in models.items()
+            }
+            for i, video in enumerate(chunk):
+                yield video, {s: p[i] for s, p in per_stream.items()}
+            bar.update(len(chunk))
 
 
 def video_detections(
@@ -214,4 +215,5 @@ def detect(
     predictions = predict_streams(models, list(dataset), coder, infer_cfg, extend_ratio=extend_ratio,
                                   videos_per_batch=videos_per_batch, proposals_per_batch=proposals_per_batch,
                                   progress=progress)
-    return results_json({v.id: video_detections(v, p, infer_cfg, classes, video_scores) for v, p in predictions})
+    with contextlib.closing(predictions):  # an error in the fusion half closes the progress bar too
+        return results_json({v.id: video_detections(v, p, infer_cfg, classes, video_scores) for v, p in predictions})
