@@ -153,3 +153,28 @@ def test_infer_command_on_a_subset_without_annotations_and_mixed(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.pt" in err[0]
     assert main(["infer", str(cfg), "--out", str(out)]) == 2
+
+
+def test_infer_with_an_external_video_scores_file(tmp_path):
+    import json
+
+    from dcltal.cli import main
+
+    cfg, classes = _synth_setup(tmp_path)
+    global CLASSES
+    saved, CLASSES = CLASSES, classes
+    try:
+        ckpt = _checkpoint(tmp_path / "a.pt", with_classifier=False)
+    finally:
+        CLASSES = saved
+    videos = [f"video_test_{i:07d}" for i in (1, 2, 3)]
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps({v: {classes[2]: 0.9, classes[0]: 0.1} for v in videos}))
+    out = tmp_path / "res.json"
+    assert main(["infer", str(cfg), "--checkpoint", str(ckpt), "--out", str(out),
+                 "--set", f"infer.video_scores={scores}", "infer.video_top_k=1"]) == 0
+    res = json.loads(out.read_text())["results"]
+    assert all(d["label"] == classes[2] for v in videos for d in res[v]) and all(res[v] for v in videos)
+    # the checkpoint has no built-in classifier: the default (builtin) is a mistake, null is not
+    assert main(["infer", str(cfg), "--checkpoint", str(ckpt), "--out", str(out)]) == 2
+    assert main(["infer", str(cfg), "--checkpoint", str(ckpt), "--out", str(out), "--set", "infer.video_scores=null"]) == 0
