@@ -92,6 +92,7 @@ class InferConfig:
     order: str = "fuse_first"  # fuse_first (paper 3.6) | nms_first (the lineage: NMS on original boundaries)
     cls_feature: str = "cls"  # Table 2 regrouping at test time: which feature the classification head reads
     loc_feature: str = "loc"  # ... and which the completeness and regression heads read
+    proposal_score: str = "none"  # none | multiply: times each proposal's own score (the paper's Table 6 with BMN's scores)
 
 
 @dataclass
@@ -151,6 +152,7 @@ _CHOICES = {
     "infer.order": ("fuse_first", "nms_first"),
     "infer.cls_feature": ("cls", "loc"),
     "infer.loc_feature": ("cls", "loc"),
+    "infer.proposal_score": ("none", "multiply"),
     "eval.protocol": ("thumos14", "activitynet"),
     "proposals.mode": ("window", "rescale"),
 }

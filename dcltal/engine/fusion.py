@@ -6,6 +6,11 @@ flow streams" with the ratio RGB:Flow = 5:6 (§4, implementation details): a wei
 both, per proposal and class. Video-level class scores (UntrimmedNet's in the paper, "as a common
 practice" of P-GCN and its successors) are multiplied in, keeping only the video's top classes,
 as SSN/P-GCN's THUMOS14 evaluation keeps the top 2.
+
+Optionally each proposal's own score (its generator's confidence) is multiplied in as well: the
+paper's Table 6 "combine[s] proposals with the scores of BMN" on ActivityNet, as TCANet does, and
+gives no formula; dcltal multiplies, as BMN and BSN make their own detections (proposal score times
+class score). Off by default (``infer.proposal_score: none``).
 """
 from __future__ import annotations
 
@@ -40,3 +45,9 @@ def fuse_video_scores(scores: torch.Tensor, video_scores: torch.Tensor, top_k: i
         kept[best] = video_scores[best]
         video_scores = kept
     return scores * video_scores[None, :]
+
+
+def fuse_proposal_scores(scores: torch.Tensor, proposal_scores: torch.Tensor) -> torch.Tensor:
+    """[N, C] detection scores times each proposal's own score [N] (``infer.proposal_score:
+    multiply``; the paper's Table 6 setting), the same factor for every class of a proposal."""
+    return scores * proposal_scores.to(scores)[:, None]

@@ -3,7 +3,7 @@
 Per stream, each proposal's final scores (Eq. 16: softmax(cls)[1:] * exp(completeness)) and its
 regressed boundaries (Eq. 14, decoded by the SegmentCoder); the streams fused per proposal with the
 RGB:Flow 5:6 weighted average of both; video-level class scores multiplied in (top-k classes a
-video); the top-k (proposal, class) pairs; per-class NMS (hard, or Gaussian Soft-NMS) last, capped at
+video), and, with ``infer.proposal_score: multiply``, each proposal's own score (Table 6); the top-k (proposal, class) pairs; per-class NMS (hard, or Gaussian Soft-NMS) last, capped at
 ``max_detections`` a video. ``infer.order = nms_first`` is the SSN/P-GCN lineage's order instead:
 NMS on the original proposal boundaries, the regression applied to the survivors.
 
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from dcltal import __version__
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.fusion import fuse_streams, fuse_video_scores
+from dcltal.engine.fusion import fuse_proposal_scores, fuse_streams, fuse_video_scores
 from dcltal.errors import UserError
 from dcltal.model.batch import pack_videos
 from dcltal.ops.nms import batched_nms, batched_soft_nms
@@ -177,9 +177,16 @@ def video_detections(
     video_scores: Mapping[str, np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """The fusion half of inference for one video: the streams of ``predictions`` fused (5:6),
-    video-level scores, top-k pairs, per-class NMS -> ActivityNet result entries, best first."""
-    scores = fuse_streams({s: p[0] for s, p in predictions.items()}, infer_cfg.stream_weights)
+    video-level scores, the proposals' own scores where ``infer.proposal_score`` says so, top-k pairs,
+    per-class NMS -> ActivityNet result entries, best first."""
+    scores = fuse_streams({s: p[0] for s, p in predictions.items()}, infer_cfg.stream_weights)  # [N, C]
     bounds = fuse_streams({s: p[1] for s, p in predictions.items()}, infer_cfg.stream_weights)
+    if infer_cfg.proposal_score == "multiply" and len(video.proposals):  # no proposals: nothing to weigh
+        props = np.asarray(video.proposals, dtype=np.float64)  # [N, 2] or [N, 3]
+        if props.shape[1] < 3:
+            raise UserError(f"infer.proposal_score=multiply needs proposals with a score; those of video {video.id!r} "
+                            "have none (use a BSN CSV or proposal JSON, or set infer.proposal_score=none)")
+        scores = fuse_proposal_scores(scores, torch.as_tensor(props[:, 2], device=scores.device))
     level = None
     if video_scores is not None:
         if video.id not in video_scores:
