@@ -26,6 +26,7 @@ class Report:
     title: str
     setting: dict[str, str]  # what the reader needs to reproduce it: data, features, seed, device, command
     rows: list[ReportRow] = field(default_factory=list)
+    proposals: dict | None = None  # the `eval-proposals --json` object of the proposals used, on the test split
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, file name beside the report)
     notes: list[str] = field(default_factory=list)
 
@@ -40,11 +41,26 @@ def _table(rows: list[ReportRow]) -> list[str]:
     return lines
 
 
+def _proposal_table(recall: dict) -> list[str]:
+    ans = [n for n in ("10", "50", "100") if n in recall["recall@0.5"]]  # the JSON holds AN = 1 and 5 too
+    head = (["AR@1", "AR@5", "AR@10", "AR@100", "AUC"] + [f"R@0.5, AN={n}" for n in ans]
+            + [f"R@0.7, AN={n}" for n in ans])
+    cells = ([recall[k] for k in head[:5]] + [recall["recall@0.5"][n] for n in ans]
+             + [recall["recall@0.7"][n] for n in ans])
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            "| " + " | ".join(f"{100 * x:.2f}" for x in cells) + " |"]
+
+
 def render(report: Report) -> str:
     lines = [f"# {report.title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in report.setting.items()]
     lines += ["", "## Detection mAP (%) on the test split", ""]
     lines += _table(report.rows)
+    if report.proposals is not None:
+        lines += ["", "## Proposals on the test split (%)", "",
+                  "ActivityNet's proposal protocol (`dcltal eval-proposals`): AR averaged over tIoU 0.5:0.05:0.95 "
+                  "at AN proposals a video, AUC of AR over AN = 1..100, and recall at tIoU 0.5 and 0.7.", ""]
+        lines += _proposal_table(report.proposals)
     if report.notes:
         lines += [""] + [f"- {n}" for n in report.notes]
     if report.figures:
@@ -62,6 +78,7 @@ def write_report(report: Report, out_dir: str | os.PathLike) -> Path:
         "title": report.title, "setting": report.setting, "notes": report.notes,
         "rows": [{"method": r.method, "streams": r.streams, "note": r.note, "tiou": r.metrics["tiou"],
                   "mAP": r.metrics["mAP"], "average_mAP": r.metrics["average_mAP"]} for r in report.rows],
+        "proposals": report.proposals,
         "figures": [{"caption": c, "file": f} for c, f in report.figures],
     }, indent=1)
     return out / "report.md"
