@@ -91,6 +91,10 @@ class Predictor:
         from dcltal.ops.segment_coder import SegmentCoder
 
         ckpt = load_checkpoint(path)
+        if "streams" not in ckpt:  # model.kind: proposals writes "proposals" in its place
+            raise UserError(f"checkpoint {path} holds the built-in proposal generator (model.kind: proposals), not a "
+                            f"detector; make proposals with it (dcltal propose CONFIG --checkpoint {path} --out "
+                            "PROPOSALS.json, then data.proposals=PROPOSALS.json) and detect with a detector's checkpoint")
         cfg = config_from_dict(ckpt["config"])
         dev = resolve_device(device)
         models = {}

@@ -311,6 +311,10 @@ def load_generator(path: str | os.PathLike, cfg: Config) -> tuple[BMN, Proposals
     order in which it reads the streams side by side."""
     ckpt = load_checkpoint(path)
     entry = ckpt.get("proposals")
+    if entry is None and "streams" in ckpt:
+        raise UserError(f"checkpoint {path} holds a detector (model.kind: detector), not a proposal generator; detect "
+                        "with it in dcltal infer, and give dcltal propose a checkpoint trained with "
+                        "--set model.kind=proposals")
     if entry is None:
         raise UserError(f"checkpoint {path} holds no proposal generator; train one with --set model.kind=proposals")
     if set(entry["streams"]) != set(cfg.data.streams):
