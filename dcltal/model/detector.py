@@ -39,7 +39,8 @@ def video_max(x: torch.Tensor, video_offsets: torch.Tensor) -> torch.Tensor:
 
 class Detector(nn.Module):
     def __init__(self, dim: int, num_classes: int, variant: str = "dnet", hidden_dim: int = 256,
-                 cls_hidden: int = 1024, loc_hidden: int = 1536, dropout: float = 0.5, regression: str = "agnostic"):
+                 cls_hidden: int = 1024, loc_hidden: int = 1536, dropout: float = 0.5, loc_dropout: float = 0.0,
+                 regression: str = "agnostic"):
         super().__init__()
         if regression not in ("agnostic", "class_specific"):
             raise ValueError(f"unknown regression {regression!r} (agnostic or class_specific)")
@@ -48,13 +49,13 @@ class Detector(nn.Module):
         self.aggregate_cls = ContextAggregator(dim)
         self.aggregate_loc = ContextAggregator(dim)  # shared by the centre and both extended regions
         self.cls_head = ClassificationHead(dim, cls_hidden, num_classes, dropout)
-        self.loc_head = LocalizationHead(3 * dim, loc_hidden, num_classes, dropout, regression == "class_specific")
+        self.loc_head = LocalizationHead(3 * dim, loc_hidden, num_classes, loc_dropout, regression == "class_specific")
 
     @classmethod
     def from_config(cls, model_cfg, dim: int, num_classes: int) -> "Detector":
         return cls(dim, num_classes, variant=model_cfg.variant, hidden_dim=model_cfg.hidden_dim,
                    cls_hidden=model_cfg.cls_hidden, loc_hidden=model_cfg.loc_hidden, dropout=model_cfg.dropout,
-                   regression=model_cfg.regression)
+                   loc_dropout=model_cfg.loc_dropout, regression=model_cfg.regression)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters of each part (the keys of ``dcltal params --json``, CONTRACT §3): total, disentangle
