@@ -9,6 +9,7 @@ import pytest
 
 from dcltal.cli import main
 from dcltal.data.synth import write_synthetic
+from dcltal.engine.checkpoint import load_checkpoint
 
 CONFIG = Path(__file__).resolve().parent.parent / "dcltal" / "configs" / "synth_ablation.yaml"
 DIM, CLASSES = 16, 4
@@ -103,13 +104,14 @@ def test_shared_rows_agree(study):
 @pytest.fixture(scope="module")
 def one_seed(synth, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("one_seed")
-    assert ablate(synth, out, "--variants", "baseline") == 0  # with the built-in video-level classifier
+    assert ablate(synth, out, "--variants", "mlp1", "baseline") == 0  # with the built-in video-level classifier
     return out
 
 
 def test_one_seed_has_no_std(one_seed):
     data = json.loads((one_seed / "ablations.json").read_text())
-    assert [t["id"] for t in data["tables"]] == ["table1", "table3"]
+    assert [[r["labels"] for r in t["rows"]] for t in data["tables"]] == [[["Baseline"], ["+ MLP1"]],
+                                                                           [["F_pro", "F_pro"]]]
     row = data["tables"][0]["rows"][0]
     assert row["std"]["fusion"]["average_mAP"] is None and all(s is None for s in row["std"]["rgb"]["mAP"])
     assert row["mean"]["rgb"]["mAP"] == row["per_seed"]["0"]["rgb"]["mAP"]
@@ -117,21 +119,29 @@ def test_one_seed_has_no_std(one_seed):
     assert "±" not in text.split("## Table")[1] and "one seed" in text
 
 
+def test_one_video_classifier_a_seed(one_seed):
+    """builtin video-level scores: the seed's first run trains the classifier, the others do not."""
+    runs = json.loads((one_seed / "ablations.json").read_text())["runs"]
+    assert runs["baseline"]["0"].get("video_scores_source") and "video_scores_source" not in runs["mlp1"]["0"]
+    has = {v: load_checkpoint(r["0"]["checkpoint"])["video_classifier"] is not None for v, r in runs.items()}
+    assert has == {"baseline": True, "mlp1": False}
+
+
 def test_rerun_skips_finished_and_resumes_killed_runs(one_seed, synth):
     before = checkpoints(one_seed)
-    assert before  # last.pt (and best.pt where validated)
+    assert len(before) >= 2  # last.pt (and best.pt where validated) of both runs
     report = json.loads((one_seed / "ablations.json").read_text())
-    assert report["runs"]["baseline"]["0"]["trained_now"]
+    assert all(r["0"]["trained_now"] for r in report["runs"].values())
 
-    assert ablate(synth, one_seed, "--variants", "baseline") == 0  # finished: skipped
+    assert ablate(synth, one_seed, "--variants", "baseline", "mlp1") == 0  # finished: skipped
     rerun = json.loads((one_seed / "ablations.json").read_text())
-    assert not rerun["runs"]["baseline"]["0"]["trained_now"] and checkpoints(one_seed) == before
+    assert not any(r["0"]["trained_now"] for r in rerun["runs"].values()) and checkpoints(one_seed) == before
     assert rerun["tables"] == report["tables"]  # the same checkpoints give the same numbers
 
     # killed after its last epoch, before it was marked done: resumes from last.pt, nothing left to train
-    (one_seed / "runs" / "baseline" / "seed0" / "done.json").unlink()
-    assert ablate(synth, one_seed, "--variants", "baseline") == 0
-    resumed = json.loads((one_seed / "runs" / "baseline" / "seed0" / "done.json").read_text())
+    (one_seed / "runs" / "mlp1" / "seed0" / "done.json").unlink()
+    assert ablate(synth, one_seed, "--variants", "baseline", "mlp1") == 0
+    resumed = json.loads((one_seed / "runs" / "mlp1" / "seed0" / "done.json").read_text())
     assert resumed["resumed"] and checkpoints(one_seed) == before
 
 

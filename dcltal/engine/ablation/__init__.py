@@ -189,29 +189,42 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
     jobs = [(s, v) for s in range(seeds) for v in variants]
     bar = tqdm(jobs, desc="ablation runs", unit="run", disable=not progress, file=sys.stderr, position=0)
     checkpoints: dict[str, Path] = {}
+    scores_from = None  # the run of this seed whose built-in video-level classifier every row uses
     test = None
     for s, v in bar:
         bar.set_postfix_str(f"seed {s} {v}")
         run_dir = out / "runs" / v / f"seed{s}"
-        checkpoint, trained = train_run(run_config(cfg, v, s), run_dir, progress)
+        # builtin video-level scores: one classifier a seed, so only the first run trains one (the
+        # detectors' training and validation do not read it; it would cost as much as a stream's training)
+        classifier = cfg.infer.video_scores == "builtin" and scores_from is None
+        run_cfg = run_config(cfg, v, s)
+        if cfg.infer.video_scores == "builtin" and not classifier:
+            run_cfg = dataclasses.replace(run_cfg, infer=dataclasses.replace(run_cfg.infer, video_scores=None))
+        checkpoint, trained = train_run(run_cfg, run_dir, progress)
         checkpoints[v] = checkpoint
         runs[v][str(s)] = {"checkpoint": str(checkpoint), "trained_now": trained, "train_wall_s":
                            read_json(run_dir / "done.json").get("train_wall_s")}
+        if classifier:
+            predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
+            scores_from = (v, predictor) if predictor.video_classifiers else None
         if v != variants[-1]:
             continue
         # every variant of seed s trained: detect and evaluate its recipes
-        first = Predictor.from_checkpoint(checkpoints[variants[0]], cfg.train.device)
+        source, first = scores_from or (variants[0], Predictor.from_checkpoint(checkpoints[variants[0]],
+                                                                              cfg.train.device))
         if test is None:
             test = inference_videos(cfg, cfg.data.test_subset, first.classes)
-        # one source of video-level scores a seed (the first variant's classifier): the same for every row
-        level = first.video_scores(test, cfg.infer)
+        level = first.video_scores(test, cfg.infer)  # the same for every row of the seed
+        if level is not None:
+            runs[source][str(s)]["video_scores_source"] = True
         evaluator = SeedEvaluator(cfg, test, annotations, checkpoints, level)
-        evaluator.predictors[variants[0]] = first
+        evaluator.predictors[source] = first
         for variant in variants:
             runs[variant][str(s)]["params"] = evaluator.predictor(variant).models[first_stream].parameter_counts()["total"]
-        for r in recipes:
+        for r in tqdm(recipes, desc=f"seed {s}: detect and evaluate", unit="row", leave=False,
+                      disable=not progress, file=sys.stderr):
             evaluations[r.key][str(s)] = evaluator.evaluate(r)
-        checkpoints = {}
+        checkpoints, scores_from = {}, None
     bar.close()
     study = summarise(tables, runs, evaluations, cfg, variants, seeds, i05, first_stream)
     study.update({"command": command, "wall_s": time.time() - started, "machine": machine(cfg.train.device)})

@@ -94,6 +94,7 @@ def render_table(table: dict, i05: int) -> list[str]:
 
 def render(study: dict) -> str:
     n, t = study["num_seeds"], study["table_tiou"]
+    data, infer = study["config"]["data"], study["config"]["infer"]
     spread = (f"mean ± sample std (ddof = {study['ddof']}) over {n} seeds" if n > 1
               else "one seed: no std (run with --seeds N for mean ± std)")
     lines = ["# Ablation study (the paper's Tables 1-4)", "",
@@ -101,6 +102,11 @@ def render(study: dict) -> str:
              f"- **seeds**: {n} (train.seed {', '.join(map(str, study['seeds']))}); cells are {spread}",
              f"- **metric**: detection mAP (%) at tIoU {t:g} on subset {study['config']['data']['test_subset']} "
              f"({study['protocol']} protocol); every tIoU of {study['tiou']} and the average are in ablations.json",
+             f"- **data**: {data['annotations']}, features {data['features']}, streams {data['streams']}, "
+             f"proposals {data['proposals']}",
+             f"- **inference**: fusion {':'.join(f'{k} {w:g}' for k, w in infer['stream_weights'].items())}, "
+             f"video-level scores {infer['video_scores']} (top {infer['video_top_k']} classes), "
+             f"{infer['nms']} NMS at {infer['nms_iou']:g}, order {infer['order']}",
              f"- **variants trained**: {', '.join(study['variants'])}",
              f"- **wall time**: {study['wall_s']:.0f} s",
              f"- **machine**: {study['machine']}", ""]
