@@ -121,8 +121,9 @@ def _pick_05(tiou: list[float]) -> int:
 class SeedEvaluator:
     """Detection and evaluation of the recipes of one seed on the test split."""
 
-    def __init__(self, cfg: Config, test, annotations, checkpoints: dict[str, Path], video_scores):
-        self.cfg, self.test, self.annotations = cfg, test, annotations
+    def __init__(self, cfg: Config, test, annotations, checkpoints: dict[str, Path], video_scores,
+                 avoid: set[str] | None = None):
+        self.cfg, self.test, self.annotations, self.avoid = cfg, test, annotations, avoid
         self.checkpoints, self.video_scores = checkpoints, video_scores
         self.predictors: dict[str, Any] = {}  # variant -> Predictor, loaded when a recipe needs it
 
@@ -153,7 +154,8 @@ class SeedEvaluator:
         for name, members in groups.items():
             results = results_json({v.id: video_detections(v, {s: p[s] for s in members}, infer, predictor.classes,
                                                            self.video_scores) for v, p in predictions})
-            ev = evaluate_results(self.annotations, results, cfg.data.test_subset, cfg.eval.tiou, cfg.eval.protocol)
+            ev = evaluate_results(self.annotations, results, cfg.data.test_subset, cfg.eval.tiou, cfg.eval.protocol,
+                                  avoid=self.avoid)
             out[name] = {"mAP": [float(m) for m in ev["mAP"]], "average_mAP": float(ev["average_mAP"])}
         return out
 
@@ -170,6 +172,7 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
     """Train, detect and evaluate the study; write DIR/ablations.json and DIR/ablations.md. Returns
     the JSON object."""
     from dcltal.data.annotations import load_annotations
+    from dcltal.engine.dataset import read_avoid_list
     from dcltal.engine.predictor import Predictor, inference_videos
 
     if cfg.model.kind != "detector":
@@ -181,6 +184,7 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
     i05 = _pick_05(cfg.eval.tiou)
     out, started = Path(out), time.time()
     annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
+    avoid = read_avoid_list(cfg.data.avoid_videos)
     tables = requested_tables(variants)
     recipes = list(dict.fromkeys(r for t in tables for _, r in t.rows))
     first_stream = next(iter(cfg.data.streams))
@@ -212,12 +216,12 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
         # every variant of seed s trained: detect and evaluate its recipes
         source, first = scores_from or (variants[0], Predictor.from_checkpoint(checkpoints[variants[0]],
                                                                               cfg.train.device))
-        if test is None:
-            test = inference_videos(cfg, cfg.data.test_subset, first.classes)
+        if test is None:  # data.avoid_videos are left out of detection and of the ground truth alike
+            test = [t for t in inference_videos(cfg, cfg.data.test_subset, first.classes) if t.id not in avoid]
         level = first.video_scores(test, cfg.infer)  # the same for every row of the seed
         if level is not None:
             runs[source][str(s)]["video_scores_source"] = True
-        evaluator = SeedEvaluator(cfg, test, annotations, checkpoints, level)
+        evaluator = SeedEvaluator(cfg, test, annotations, checkpoints, level, avoid or None)
         evaluator.predictors[source] = first
         for variant in variants:
             runs[variant][str(s)]["params"] = evaluator.predictor(variant).models[first_stream].parameter_counts()["total"]
