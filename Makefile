@@ -19,7 +19,7 @@ demo: install
 
 # the paper's Tables 1-4 on the synthetic benchmark, 3 seeds (docs/ablations.md; sized for < 45 min on 2 CPU cores)
 ablate: install
-	$(BIN)/dcltal synth ablation-study/synth --videos-train 30 --videos-test 15
+	$(BIN)/dcltal synth ablation-study/synth --videos-train 20 --videos-test 10
 	$(BIN)/dcltal ablate configs/synth_ablation.yaml --out ablation-study --seeds 3
 
 test: install
