@@ -16,7 +16,8 @@ from dcltal.config import VARIANTS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the runs, ablations.md and ablations.json")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for the runs, ablations.md and ablations.json")
     parser.add_argument("--variants", nargs="+", metavar="VARIANT",
                         help=f"model variants to train (default all: {' '.join(VARIANTS)}); "
                              "table rows whose variants are left out are left out")

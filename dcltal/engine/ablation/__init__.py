@@ -223,8 +223,9 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
             runs[source][str(s)]["video_scores_source"] = True
         evaluator = SeedEvaluator(cfg, test, annotations, checkpoints, level, avoid or None)
         evaluator.predictors[source] = first
-        for variant in variants:
-            runs[variant][str(s)]["params"] = evaluator.predictor(variant).models[first_stream].parameter_counts()["total"]
+        for variant in variants:  # Table 1's #Params: one stream's trained model, as dcltal params counts it
+            model = evaluator.predictor(variant).models[first_stream]
+            runs[variant][str(s)]["params"] = model.parameter_counts()["total"]
         for r in tqdm(recipes, desc=f"seed {s}: detect and evaluate", unit="row", leave=False,
                       disable=not progress, file=sys.stderr):
             evaluations[r.key][str(s)] = evaluator.evaluate(r)
