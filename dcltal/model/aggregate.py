@@ -8,7 +8,7 @@ For a region (a proposal or one of its extended regions) with snippet features F
   f_g   = W_g maxpool_video(x) + mean_t W_l F(t)       (Eq. 9-10, D/2; x = the ORIGINAL video features)
   f     = [f_a, f_g]                                   (Eq. 11, D)
 The linear maps W_a and W_l are applied once per snippet and then pooled per region (attention in
-tiles of nearby regions, means by prefix sums), or, where a call has fewer regions than snippets,
+tiles of nearby regions, means from the same tiles), or, where a call has fewer regions than snippets,
 the features are pooled first and the maps applied once per region: the same numbers (the maps are
 linear), the smaller cost. f_O by a sparse table.
 """
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcltal.ops.pooling import region_attention, region_max, region_mean
+from dcltal.ops.pooling import region_attention_mean, region_max
 
 
 class ContextAggregator(nn.Module):
@@ -42,14 +42,13 @@ class ContextAggregator(nn.Module):
         if lo.shape[0] < features.shape[0]:
             # fewer regions than snippets: pool F first, then map each region once (W_a, W_l are linear,
             # so W_a sum_t a(t) F(t) = sum_t a(t) W_a F(t) and mean_t W_l F(t) = W_l mean_t F(t))
-            attended = F.linear(region_attention(f_o, features, features, lo, hi), self.attended.weight)
-            local = F.linear(region_mean(features, lo, hi), self.local.weight)
+            attended, local = region_attention_mean(f_o, features, features, features, lo, hi)  # [R, D] each
+            attended, local = F.linear(attended, self.attended.weight), F.linear(local, self.local.weight)
         else:  # the maps once per snippet ([S, D/2] each), then pooled
             half = self.proposal.out_features
             per_snippet = F.linear(features, torch.cat([self.attended.weight, self.local.weight]))  # [S, D]
             wa_f, wl_f = per_snippet.split(half, dim=-1)
-            attended = region_attention(f_o, features, wa_f, lo, hi)
-            local = region_mean(wl_f, lo, hi)
+            attended, local = region_attention_mean(f_o, features, wa_f, wl_f, lo, hi)  # [R, D/2] each
         f_a = self.proposal(f_o) + attended + self.attended.bias  # Eq. 7-8
         f_g = self.video(video_max)[region_video] + local + self.local.bias  # Eq. 10
         return torch.cat([f_a, f_g], dim=-1)  # Eq. 11

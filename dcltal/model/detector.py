@@ -89,11 +89,10 @@ class Detector(nn.Module):
         n = regions.shape[0]
         centre = regions[:, 0]
         agg_cls = self.aggregate_cls(feats[cls_feature], centre[:, 0], centre[:, 1], global_max, batch.proposal_video)
-        flat = regions.transpose(0, 1).reshape(3 * n, 2)  # [3N, 2]: all centres, all lefts, all rights
+        flat = regions[:, [1, 0, 2]].reshape(3 * n, 2)  # [3N, 2]: left, centre, right of each proposal in turn
         agg_loc = self.aggregate_loc(feats[loc_feature], flat[:, 0], flat[:, 1], global_max,
-                                     batch.proposal_video.repeat(3))  # [3N, D]
-        f_c, f_l, f_r = agg_loc.view(3, n, self.dim).unbind(0)
-        completeness, regression = self.loc_head(torch.cat([f_l, f_c, f_r], dim=-1))  # [f_L, f_loc, f_R]
+                                     batch.proposal_video.repeat_interleave(3))  # [3N, D]
+        completeness, regression = self.loc_head(agg_loc.view(n, 3 * self.dim))  # [f_L, f_loc, f_R], no copy
         if error is None:
             rec = x.new_zeros(n)
         else:

@@ -16,6 +16,7 @@ from torch import nn
 from dcltal.ops.pooling import cosine_rows
 
 MODES = ("dnet", "random", "only_common", "no_common")
+ROWS_PER_CHUNK = 256  # snippets a chunk without autograd: [256, D] intermediates fit in L2 / L3
 
 
 def reconstruction_error(y: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
@@ -30,7 +31,7 @@ class Disentangler(nn.Module):
     H_cls, H_com, H_loc = W_e^cls Y, W_e^com Y, W_e^loc Y (Eq. 1, [S, D_h] each);
     Y_hat = ReLU(W_d [H_cls, H_com, H_loc]) (Eq. 2); F_cls = ReLU(W_d [H_cls, H_com, 0]) (Eq. 4);
     F_loc = ReLU(W_d [0, H_com, H_loc]) (Eq. 5). W_d is applied as three column blocks, so the three
-    decodes cost one decode (a zero block contributes nothing).
+    decodes cost one decode (a zero block contributes nothing; see :meth:`_decode`).
 
     ``mode`` selects the Table 4 ablations:
       - ``dnet``: the paper (zeros in Eq. 4-5);
@@ -58,30 +59,56 @@ class Disentangler(nn.Module):
         return [m for m in (self.enc_cls, self.enc_com, self.enc_loc) if m is not None]
 
     def forward(self, y: torch.Tensor):
+        """y [S, D] -> (F_cls [S, D], F_loc [S, D], error [S]). Without autograd (inference) the snippets
+        run in chunks of ROWS_PER_CHUNK, so that the decodes' [rows, D] intermediates stay in cache;
+        ``random`` takes its noise scale over the whole batch, so it always runs whole."""
         encs = self.encoders()
         weight = torch.cat([e.weight for e in encs])  # [P * D_h, D], one matmul for Eq. 1
         bias = torch.cat([e.bias for e in encs])
-        h = F.linear(y, weight, bias).split(self.hidden, dim=-1)  # P x [S, D_h]
-        blocks = self.decoder.weight.split(self.hidden, dim=1)  # P x [D, D_h]
-        parts = [F.linear(hp, wp) for hp, wp in zip(h, blocks)]  # P x [S, D] decoded contributions
-        b = self.decoder.bias
-        y_hat = F.relu(sum(parts) + b)  # Eq. 2
-        error = reconstruction_error(y, y_hat)  # [S] Eq. 3 per snippet
-        if self.mode == "no_common":
-            cls_part, loc_part = parts
-            return F.relu(cls_part + b), F.relu(loc_part + b), error
-        cls_part, com_part, loc_part = parts
+        if torch.is_grad_enabled() or self.mode == "random" or y.shape[0] <= ROWS_PER_CHUNK:
+            return self._decode(y, weight, bias)
+        f_cls, f_loc, error = y.new_empty(y.shape), y.new_empty(y.shape), y.new_empty(y.shape[0])
+        for a in range(0, y.shape[0], ROWS_PER_CHUNK):
+            rows = slice(a, a + ROWS_PER_CHUNK)
+            c, lo_, e = self._decode(y[rows], weight, bias)
+            f_cls[rows], error[rows] = c, e
+            if lo_ is not c:
+                f_loc[rows] = lo_
         if self.mode == "only_common":
-            common = F.relu(com_part + b)
-            return common, common, error
+            f_loc = f_cls
+        return f_cls, f_loc, error
+
+    def _decode(self, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
+        """Eq. 1-5 on the rows ``y`` [S, D], with the encoders stacked (``weight`` [P * D_h, D], ``bias``).
+        The decoder is linear before its ReLU, so each decode is the bias plus the products of the parts
+        it keeps with their column blocks of W_d, accumulated by ``addmm`` (a zero part contributes
+        nothing): one product per part for all three decodes."""
+        h = F.linear(y, weight, bias).split(self.hidden, dim=-1)  # P x [S, D_h]
+        blocks = [w.t() for w in self.decoder.weight.split(self.hidden, dim=1)]  # P x [D_h, D]
+        b = self.decoder.bias
+        if self.mode == "no_common":
+            (h_cls, h_loc), (w_cls, w_loc) = h, blocks
+            cls_pre = torch.addmm(b, h_cls, w_cls)  # W_d [H_cls, 0] + b
+            loc_part = h_loc @ w_loc
+            loc_pre, y_pre = loc_part + b, cls_pre + loc_part
+            return F.relu(cls_pre), F.relu(loc_pre), reconstruction_error(y, F.relu(y_pre))
+        (h_cls, h_com, h_loc), (w_cls, w_com, w_loc) = h, blocks
+        com = torch.addmm(b, h_com, w_com)  # [S, D] W_d [0, H_com, 0] + b
+        if self.mode == "only_common":
+            y_pre = torch.addmm(torch.addmm(com, h_cls, w_cls), h_loc, w_loc)
+            common = F.relu(com)
+            return common, common, reconstruction_error(y, F.relu(y_pre))
+        cls_pre = torch.addmm(com, h_cls, w_cls)  # W_d [H_cls, H_com, 0] + b
         if self.mode == "random":
-            h_cls, _, h_loc = h
             noise_loc = torch.randn_like(h_loc) * h_loc.detach().std()
             noise_cls = torch.randn_like(h_cls) * h_cls.detach().std()
-            f_cls = F.relu(cls_part + com_part + F.linear(noise_loc, blocks[2]) + b)
-            f_loc = F.relu(F.linear(noise_cls, blocks[0]) + com_part + loc_part + b)
-            return f_cls, f_loc, error
-        return F.relu(cls_part + com_part + b), F.relu(com_part + loc_part + b), error  # Eq. 4, Eq. 5
+            f_cls = F.relu(torch.addmm(cls_pre, noise_loc, w_loc))
+            f_loc = F.relu(torch.addmm(torch.addmm(com, h_loc, w_loc), noise_cls, w_cls))
+            y_hat = F.relu(torch.addmm(cls_pre, h_loc, w_loc))
+            return f_cls, f_loc, reconstruction_error(y, y_hat)
+        loc_part = h_loc @ w_loc  # [S, D]
+        y_hat = F.relu(cls_pre + loc_part)  # Eq. 2
+        return F.relu(cls_pre), F.relu(com + loc_part), reconstruction_error(y, y_hat)  # Eq. 4, Eq. 5
 
 
 class SnippetMLP(nn.Module):
