@@ -2,7 +2,7 @@
 per-proposal reference of tests/reference_model.py, on THUMOS14-sized input.
 
     .venv/bin/python benchmarks/bench_model.py [--videos 212] [--streams 2] [--train-videos 4]
-                                               [--reference-proposals 16] [--bf16-videos 10]
+                                               [--reference-proposals 16] [--bf16-videos 10] [--threads N]
 
 Input: the 212 test videos' real durations and fps (../shared/data/thumos14/actionformer/thumos14.json)
 on the feature grid stride 4, window 16 (T up to ~12,500 snippets), D = 1024 random non-negative
@@ -110,7 +110,11 @@ def main() -> None:
     p.add_argument("--reference-proposals", type=int, default=16, help="proposals a video timed with the reference")
     p.add_argument("--reference-videos", type=int, default=3)
     p.add_argument("--bf16-videos", type=int, default=10)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the cores); 1 gives "
+                   "CPU-seconds that a loaded machine inflates least (no OpenMP spinning on a descheduled thread)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
     (g32, c32), (g16, c16) = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)

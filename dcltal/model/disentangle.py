@@ -67,10 +67,11 @@ class Disentangler(nn.Module):
         bias = torch.cat([e.bias for e in encs])
         if torch.is_grad_enabled() or self.mode == "random" or y.shape[0] <= ROWS_PER_CHUNK:
             return self._decode(y, weight, bias)
-        f_cls, f_loc, error = y.new_empty(y.shape), y.new_empty(y.shape), y.new_empty(y.shape[0])
         for a in range(0, y.shape[0], ROWS_PER_CHUNK):
             rows = slice(a, a + ROWS_PER_CHUNK)
             c, lo_, e = self._decode(y[rows], weight, bias)
+            if a == 0:  # the outputs in the decodes' dtype (bfloat16 under autocast)
+                f_cls, f_loc, error = c.new_empty(y.shape), c.new_empty(y.shape), e.new_empty(y.shape[0])
             f_cls[rows], error[rows] = c, e
             if lo_ is not c:
                 f_loc[rows] = lo_
