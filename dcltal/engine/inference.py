@@ -3,7 +3,8 @@
 Per stream, each proposal's final scores (Eq. 16: softmax(cls)[1:] * exp(completeness)) and its
 regressed boundaries (Eq. 14, decoded by the SegmentCoder); the streams fused per proposal with the
 RGB:Flow 5:6 weighted average of both; video-level class scores multiplied in (top-k classes a
-video), and, with ``infer.proposal_score: multiply``, each proposal's own score (Table 6); the top-k (proposal, class) pairs; per-class NMS (hard, or Gaussian Soft-NMS) last, capped at
+video), and, with ``infer.proposal_score: multiply``, each proposal's own score (Table 6); the
+top-k (proposal, class) pairs; per-class NMS (hard, or Gaussian Soft-NMS) last, capped at
 ``max_detections`` a video. ``infer.order = nms_first`` is the SSN/P-GCN lineage's order instead:
 NMS on the original proposal boundaries, the regression applied to the survivors.
 
