@@ -19,11 +19,11 @@ demo: install
 
 # the paper's Tables 1-4 on the synthetic benchmark, 3 seeds (docs/ablations.md; sized for < 45 min on 2 CPU cores)
 ablate: install
-	$(BIN)/dcltal synth ablation-study/synth --videos-train 20 --videos-test 10
+	$(BIN)/dcltal synth ablation-study/synth --videos-train 60 --videos-test 30
 	$(BIN)/dcltal ablate configs/synth_ablation.yaml --out ablation-study --seeds 3
 
 test: install
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) dcltal-demo
+	rm -rf $(VENV) dcltal-demo ablation-study
