@@ -58,6 +58,10 @@ class TrainConfig:
     epochs: int = 10
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    # CPU threads torch uses (0: torch's default, one a core). Small models (the synthetic configs) run
+    # faster on one: their operations are too small to split, and two threads wait on each other,
+    # worst when other work shares the cores (docs/training.md)
+    threads: int = 0
     optimizer: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
@@ -234,6 +238,8 @@ def _validate(cfg: Config) -> None:
             raise UserError(f"config key data.streams.{name}: expected [first_column, end_column], got {cols}")
     if cfg.data.feature_stride <= 0 or cfg.data.feature_window <= 0 or cfg.data.fps <= 0:
         raise UserError("config keys data.feature_stride, data.feature_window and data.fps must be positive")
+    if cfg.train.threads < 0:
+        raise UserError("config key train.threads: expected 0 (torch's default) or a positive count")
     if len(cfg.train.samples_per_video) != 3:
         raise UserError("config key train.samples_per_video: expected [foreground, incomplete, background]")
     p = cfg.proposals

@@ -30,6 +30,7 @@ def test_int_is_accepted_where_a_float_is_expected():
         ("train.epochs=three", "train.epochs"),
         ("data.streams.rgb=[5,1]", "data.streams.rgb"),
         ("train.epochs", "expected KEY=VALUE"),
+        ("train.threads=-1", "train.threads"),
     ],
 )
 def test_mistakes_name_the_key(override, fragment):
@@ -44,3 +45,20 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("data: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_threads_key_sets_torch_threads(tmp_path):
+    import argparse
+
+    import torch
+
+    from dcltal.commands.common import config_from_args
+
+    before = torch.get_num_threads()
+    try:
+        args = argparse.Namespace(config=str(tmp_path / "c.yaml"), overrides=["train.threads=1"])
+        (tmp_path / "c.yaml").write_text("train: {epochs: 1}\n")
+        assert config_from_args(args).train.threads == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -15,4 +15,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    return load_config(args.config, args.overrides)
+    """The config of CONFIG with its ``--set`` overrides; sets torch's CPU threads (``train.threads``)."""
+    cfg = load_config(args.config, args.overrides)
+    if cfg.train.threads:  # torch only where asked: the commands without a model start without it
+        from dcltal.engine.device import set_cpu_threads
+
+        set_cpu_threads(cfg.train.threads)
+    return cfg

@@ -20,6 +20,12 @@ def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.d
     return torch.device(name)
 
 
+def set_cpu_threads(count: int) -> None:
+    """``train.threads``: torch's CPU thread count where positive; torch's default where 0."""
+    if count > 0 and torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+
+
 def autocast(device: torch.device, enabled: bool = True):
     """float16 autocast on CUDA where ``enabled`` (``train.amp``); a no-op context on CPU, which keeps
     CPU runs exactly reproducible."""
