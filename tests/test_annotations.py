@@ -130,5 +130,13 @@ def test_label_id_wins_and_a_classes_file_must_agree_with_it(tmp_path):
     (tmp_path / "bad.txt").write_text("a\nb\nunseen\n")
     with pytest.raises(UserError, match="disagrees with the label_id"):
         load_annotations(p, tmp_path / "bad.txt")
-    with pytest.raises(UserError, match=r"0\.\.C-1"):
-        load_annotations(p)  # id 1 missing and no classes file to name it
+
+
+def test_label_ids_with_a_gap_warn_and_index_the_classes_present_in_id_order(tmp_path, capsys):
+    # a small subset may lack a class (id 1 here) and no classes file names it
+    p = _write(tmp_path, {"x": {"subset": "T", "annotations": [{"label": "b", "segment": [1, 2], "label_id": 2},
+                                                               {"label": "a", "segment": [1, 2], "label_id": 0}]}})
+    ann = load_annotations(p)
+    assert ann.classes == ["a", "b"] and ann.videos["x"].labels.tolist() == [1, 0]
+    err = capsys.readouterr().err
+    assert "label_ids without a class" in err and "1" in err

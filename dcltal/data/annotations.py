@@ -121,7 +121,7 @@ def load_annotations(path: str | os.PathLike, classes_file: str | os.PathLike | 
             raise UserError(f"{path}: video {vid!r}: an annotation lacks the key {e.args[0]!r}") from None
         raw.append((vid, entry, labels, segs, [a.get("label_id") for a in anns]))
 
-    classes = _classes(path, raw, classes_file)
+    classes = _classes(path, raw, classes_file, log)
     index = {name: i for i, name in enumerate(classes)}
     missing = next((name for _, _, labels, _, _ in raw for name in labels if name not in index), None)
     if missing is not None:
@@ -152,11 +152,12 @@ def load_annotations(path: str | os.PathLike, classes_file: str | os.PathLike | 
     return Annotations(videos, classes)
 
 
-def _classes(path: Path, raw, classes_file) -> list[str]:
+def _classes(path: Path, raw, classes_file, log: RepairLog) -> list[str]:
     """Class names by index: from ``label_id`` where present, else the classes file, else sorted names.
 
     With both, the classes file must agree with every ``label_id`` (it may name classes the file
-    has no instance of); without one, the ids must number the classes 0..C-1.
+    has no instance of). Without one, ids that leave gaps (a small subset may lack a class) are a
+    counted warning and the classes present are indexed in the order of their ids.
     """
     ids: dict[str, int] = {}
     for vid, _, labels, _, label_ids in raw:
@@ -182,10 +183,12 @@ def _classes(path: Path, raw, classes_file) -> list[str]:
         return listed
     if not ids:
         return names
-    if sorted(by_id) != list(range(len(by_id))):
-        raise UserError(f"{path}: label_ids must number the classes 0..C-1, one id a class; found "
-                        f"{sorted(by_id)[:5]}... for {len(ids)} classes (or give a classes file)")
-    return [by_id[i] for i in range(len(by_id))]
+    order = sorted(by_id)
+    if order != list(range(len(order))):
+        gaps = sorted(set(range(order[-1] + 1)) - set(order))
+        log.add("label_ids without a class of this file (the classes present are indexed in id order; "
+                "a classes file keeps the ids)", f"id {gaps[0]}", len(gaps))
+    return [by_id[i] for i in order]
 
 
 def _repair(seg: np.ndarray, duration: np.ndarray, vids: list[str], owner: np.ndarray, log: RepairLog,
