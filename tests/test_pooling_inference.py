@@ -31,6 +31,14 @@ def test_blocked_region_max_matches_loop(s, r, max_len, seed, levels):
         torch.testing.assert_close(region_max(x, lo, hi), loop_max(x, lo, hi), rtol=0, atol=0)
 
 
+def test_region_max_with_only_long_regions():
+    s = 2 * pooling.BLOCK_ROWS + 9  # every region longer than the blocked table handles
+    x = torch.randn(s, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    lo, hi = torch.tensor([0, 3]), torch.tensor([s, 3 + (2 << pooling.BLOCK_LEVELS)])
+    with torch.no_grad():
+        torch.testing.assert_close(region_max(x, lo, hi), loop_max(x, lo, hi), rtol=0, atol=0)
+
+
 def test_blocked_region_max_crosses_blocks_and_mixes_with_the_whole_table():
     gen = torch.Generator().manual_seed(0)
     s = 3 * pooling.BLOCK_ROWS + 17

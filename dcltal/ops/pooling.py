@@ -41,6 +41,8 @@ def region_max(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Ten
     short = level <= BLOCK_LEVELS
     if bool(short.all()):
         return _region_max_blocked(x, lo, hi, level)
+    if not bool(short.any()):
+        return _region_max_table(x, lo, hi)
     out = x.new_empty(lo.shape[0], x.shape[1])
     rows, long_rows = torch.nonzero(short).squeeze(1), torch.nonzero(~short).squeeze(1)
     out[rows] = _region_max_blocked(x, lo[rows], hi[rows], level[rows])
