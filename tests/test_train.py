@@ -11,8 +11,11 @@ import torch
 from dcltal.cli import main
 from dcltal.config import load_config
 from dcltal.engine.checkpoint import FORMAT, load_checkpoint
+from dcltal.engine.detector_task import detector_tasks, validate_detectors
+from dcltal.engine.predictor import Predictor
 from dcltal.engine.schedule import epoch_seed, lr_at
 from dcltal.engine.trainer import train
+from dcltal.engine.video_classifier import train_video_classifier
 from train_data import tiny_benchmark, tiny_config
 
 
@@ -103,6 +106,27 @@ def test_builtin_video_classifier_is_stored(bench):
     for path in (chosen, root / "vc" / "checkpoints" / "last.pt"):
         vc = load_checkpoint(path)["video_classifier"]
         assert set(vc) == {"rgb", "flow"} and all(isinstance(t, torch.Tensor) for t in vc["rgb"].values())
+
+
+def test_validation_multiplies_in_the_builtin_video_scores(bench):
+    """best.pt is chosen by the inference the test split will get: the held-out videos' detections
+    with the stored classifier's video-level scores, which was trained without them."""
+    root, synth = bench
+    cfg = load_config(tiny_config(root, synth, epochs=1), ["infer.video_scores=builtin", "data.train_subset=Validation"])
+    work = root / "vc_val"
+    train(cfg, work, progress=False)
+    tasks, _, coder = detector_tasks(cfg)
+    task = next(iter(tasks.values()))
+    assert len(task.val) and not {v.id for v in task.val} & {v.id for v in task.train}
+    own = train_video_classifier([v.features for v in task.train], [v.labels for v in task.train],
+                                 len(task.classes), seed=cfg.train.seed, progress=False)
+    stored = load_checkpoint(work / "checkpoints" / "last.pt")["video_classifier"]
+    assert all(torch.equal(own[s][k], stored[s][k]) for s in own for k in own[s])
+    predictor = Predictor.from_checkpoint(work / "checkpoints" / "last.pt")
+    val, level = task.val, predictor.video_scores(task.val, cfg.infer)
+    fused = [r for r in _rows(work) if r["stream"] == "fused"][-1]
+    assert float(fused["val_mAP"]) == pytest.approx(
+        validate_detectors(predictor.models, val, coder, cfg, level)["mAP"], abs=1e-6)
 
 
 def test_proposal_generator_trains_through_the_loop(bench):

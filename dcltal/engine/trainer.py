@@ -166,18 +166,20 @@ def _summary(rows: dict[str, dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def train(cfg, work_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """``dcltal train``: the detector (one model a stream of ``data.streams``, then the built-in
+def train(cfg, work_dir: str | Path, resume: bool = False, progress: bool = True,
+          video_classifier: dict | None = None) -> Path:
+    """``dcltal train``: the detector (one model a stream of ``data.streams``, with the built-in
     video-level classifier where ``infer.video_scores`` is builtin) or, with ``model.kind:
     proposals``, the proposal generator. Under torchrun, one process of a DDP group. Returns the
-    checkpoint to use (best.pt where validation chose one, else last.pt)."""
+    checkpoint to use (best.pt where validation chose one, else last.pt). ``video_classifier``: the
+    classifier's states, already trained on the same split (the ablation's runs of one seed share one)."""
     from dcltal.engine.distributed import init_distributed, shutdown
 
     ctx = init_distributed(cfg.train.device)
     try:
         if cfg.model.kind == "proposals":
             return _train_proposals(cfg, work_dir, ctx, resume, progress)
-        return _train_detector(cfg, work_dir, ctx, resume, progress)
+        return _train_detector(cfg, work_dir, ctx, resume, progress, video_classifier)
     finally:
         shutdown(ctx)
 
@@ -195,34 +197,46 @@ def _train_proposals(cfg, work_dir, ctx: DistContext, resume: bool, progress: bo
     return chosen
 
 
-def _train_detector(cfg, work_dir, ctx: DistContext, resume: bool, progress: bool) -> Path:
+def _train_detector(cfg, work_dir, ctx: DistContext, resume: bool, progress: bool,
+                    video_classifier: dict | None) -> Path:
     from dcltal.engine.detector_task import detector_tasks, validate_detectors
 
     tasks, videos, coder = detector_tasks(cfg, progress=progress and ctx.is_main)
-    val = next(iter(tasks.values())).val
+    first = next(iter(tasks.values()))
     fields = {**_fields(cfg, videos.classes), "coder": coder.state(), "video_classifier": None}
-    joint = (lambda models: validate_detectors(dict(models), val, coder, cfg)) if len(tasks) > 1 else None
-    models, chosen = fit(tasks, cfg.train, work_dir, Layout("streams", fields, joint), ctx, resume, progress)
     if ctx.is_main and cfg.infer.video_scores == "builtin":
-        _add_video_classifier(cfg, videos, Path(work_dir), ctx, progress)
-    barrier(ctx)
+        # before the detector, so that validation scores the held-out videos as inference will the test
+        # videos; trained on the detector's training videos only, so the held-out ones stay unseen
+        states = video_classifier or _resumed_video_classifier(Path(work_dir), resume)
+        if states is None:
+            states = _fit_video_classifier(cfg, first.train, ctx, progress)
+        fields["video_classifier"] = states
+        level = _held_out_video_scores(states, first.val, cfg, ctx)
+        for task in tasks.values():
+            task.val_video_scores = level
+    level = first.val_video_scores
+    joint = (lambda models: validate_detectors(dict(models), first.val, coder, cfg, level)) if len(tasks) > 1 else None
+    _, chosen = fit(tasks, cfg.train, work_dir, Layout("streams", fields, joint), ctx, resume, progress)
     return chosen
 
 
-def _add_video_classifier(cfg, videos, work: Path, ctx: DistContext, progress: bool) -> None:
-    """Train the built-in video-level classifier on every training video and add it to last.pt and
-    best.pt (``infer.video_scores: builtin``); skipped where last.pt already has it (a resumed run)."""
+def _resumed_video_classifier(work: Path, resume: bool) -> dict | None:
+    last = work / "checkpoints" / "last.pt"
+    return load_checkpoint(last).get("video_classifier") if resume and last.is_file() else None
+
+
+def _fit_video_classifier(cfg, videos, ctx: DistContext, progress: bool) -> dict:
     import numpy as np
 
     from dcltal.engine.video_classifier import train_video_classifier
 
-    paths = [p for p in (work / "checkpoints" / "last.pt", work / "checkpoints" / "best.pt") if p.is_file()]
-    ckpts = [load_checkpoint(p) for p in paths]
-    if all(c.get("video_classifier") for c in ckpts):
-        return
     feats = [{s: np.asarray(f, dtype=np.float32) for s, f in v.features.items()} for v in videos]
-    states = train_video_classifier(feats, [v.labels for v in videos], len(videos.classes), seed=cfg.train.seed,
-                                    device=ctx.device, progress=progress)
-    for path, ckpt in zip(paths, ckpts):
-        ckpt.pop("format")
-        save_checkpoint(path, {**ckpt, "video_classifier": states})
+    return train_video_classifier(feats, [v.labels for v in videos], len(videos.classes), seed=cfg.train.seed,
+                                  device=ctx.device, progress=progress)
+
+
+def _held_out_video_scores(states: dict, val, cfg, ctx: DistContext) -> dict:
+    from dcltal.engine.video_classifier import load_video_classifiers, video_level_scores
+
+    classifiers = load_video_classifiers(states, ctx.device)
+    return {v.id: video_level_scores(classifiers, v.features, cfg.infer.stream_weights) for v in val}

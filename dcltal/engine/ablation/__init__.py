@@ -93,9 +93,11 @@ def run_config(cfg: Config, variant: str, seed: int) -> Config:
                                train=dataclasses.replace(cfg.train, seed=cfg.train.seed + seed))
 
 
-def train_run(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Path, bool]:
+def train_run(cfg: Config, run_dir: Path, progress: bool = True,
+              video_classifier: dict | None = None) -> tuple[Path, bool]:
     """Train both streams into ``run_dir`` unless done.json says a finished run is there; a run
-    killed part way resumes from its last.pt. Returns (the checkpoint to use, whether it trained)."""
+    killed part way resumes from its last.pt (``video_classifier``: see ``trainer.train``). Returns
+    (the checkpoint to use, whether it trained)."""
     from dcltal.engine.trainer import train
 
     done = run_dir / "done.json"
@@ -105,7 +107,7 @@ def train_run(cfg: Config, run_dir: Path, progress: bool = True) -> tuple[Path, 
             return checkpoint, False
     started = time.time()
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
-    checkpoint = train(cfg, run_dir, resume=resume, progress=progress)
+    checkpoint = train(cfg, run_dir, resume=resume, progress=progress, video_classifier=video_classifier)
     write_json(done, {"checkpoint": str(checkpoint.relative_to(run_dir)), "train_wall_s": time.time() - started,
                       "resumed": resume})
     return checkpoint, True
@@ -172,6 +174,7 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
     """Train, detect and evaluate the study; write DIR/ablations.json and DIR/ablations.md. Returns
     the JSON object."""
     from dcltal.data.annotations import load_annotations
+    from dcltal.engine.checkpoint import load_checkpoint
     from dcltal.engine.dataset import read_avoid_list
     from dcltal.engine.predictor import Predictor, inference_videos
 
@@ -198,24 +201,23 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
     for s, v in bar:
         bar.set_postfix_str(f"seed {s} {v}")
         run_dir = out / "runs" / v / f"seed{s}"
-        # builtin video-level scores: one classifier a seed, so only the first run trains one (the
-        # detectors' training and validation do not read it; it would cost as much as a stream's training)
+        # builtin video-level scores: one classifier a seed (every run of a seed holds out the same
+        # videos), trained by the seed's first run and handed to the others, whose validation reads it
         classifier = cfg.infer.video_scores == "builtin" and scores_from is None
-        run_cfg = run_config(cfg, v, s)
-        if cfg.infer.video_scores == "builtin" and not classifier:
-            run_cfg = dataclasses.replace(run_cfg, infer=dataclasses.replace(run_cfg.infer, video_scores=None))
-        checkpoint, trained = train_run(run_cfg, run_dir, progress)
+        shared = None if classifier or scores_from is None else scores_from[2]
+        checkpoint, trained = train_run(run_config(cfg, v, s), run_dir, progress, shared)
         checkpoints[v] = checkpoint
         runs[v][str(s)] = {"checkpoint": str(checkpoint), "trained_now": trained, "train_wall_s":
                            read_json(run_dir / "done.json").get("train_wall_s")}
         if classifier:
             predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
-            scores_from = (v, predictor) if predictor.video_classifiers else None
+            states = load_checkpoint(checkpoint)["video_classifier"]
+            scores_from = (v, predictor, states) if states else None
         if v != variants[-1]:
             continue
         # every variant of seed s trained: detect and evaluate its recipes
-        source, first = scores_from or (variants[0], Predictor.from_checkpoint(checkpoints[variants[0]],
-                                                                              cfg.train.device))
+        source, first = scores_from[:2] if scores_from else (
+            variants[0], Predictor.from_checkpoint(checkpoints[variants[0]], cfg.train.device))
         if test is None:  # data.avoid_videos are left out of detection and of the ground truth alike
             test = [t for t in inference_videos(cfg, cfg.data.test_subset, first.classes) if t.id not in avoid]
         level = first.video_scores(test, cfg.infer)  # the same for every row of the seed
