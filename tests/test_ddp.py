@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from dcltal.config import load_config
 from dcltal.engine.checkpoint import load_checkpoint
-from dcltal.engine.distributed import DistContext, gather_results, shard_videos
+from dcltal.engine.distributed import DistContext, gather_results, shard_videos, shutdown
 from train_data import tiny_benchmark, tiny_config
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
@@ -47,6 +47,7 @@ def _gradients(task, model_wrapper, indices):
 def _worker(rank, config_path, port, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    finished = False
     try:
         task = _task(config_path, 2)
         grads = _gradients(task, torch.nn.parallel.DistributedDataParallel, [2 * rank, 2 * rank + 1])
@@ -58,8 +59,9 @@ def _worker(rank, config_path, port, out):
             torch.save({"grads": grads, "merged": merged}, out)
         else:
             assert merged is None
+        finished = True
     finally:
-        dist.destroy_process_group()
+        shutdown(DistContext(rank, 2), finished)
 
 
 def test_split_batch_gradients_equal_one_process(tmp_path):

@@ -50,8 +50,14 @@ def init_distributed(device_name: str = "auto") -> DistContext:
     return DistContext(dist.get_rank(), dist.get_world_size(), device)
 
 
-def shutdown(ctx: DistContext) -> None:
+def shutdown(ctx: DistContext, finished: bool = True) -> None:
+    """Leave the process group; where the work ``finished``, after a barrier: a process that leaves
+    straight after a collective it has done its part of (rank 0's send of a broadcast) can abort in
+    gloo's teardown while the others still receive ("terminate called without an active exception",
+    1 run in 10 here). After an error no barrier, which the other processes might never reach."""
     if ctx.distributed and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -176,12 +176,16 @@ def train(cfg, work_dir: str | Path, resume: bool = False, progress: bool = True
     from dcltal.engine.distributed import init_distributed, shutdown
 
     ctx = init_distributed(cfg.train.device)
+    finished = False
     try:
         if cfg.model.kind == "proposals":
-            return _train_proposals(cfg, work_dir, ctx, resume, progress)
-        return _train_detector(cfg, work_dir, ctx, resume, progress, video_classifier)
+            chosen = _train_proposals(cfg, work_dir, ctx, resume, progress)
+        else:
+            chosen = _train_detector(cfg, work_dir, ctx, resume, progress, video_classifier)
+        finished = True
+        return chosen
     finally:
-        shutdown(ctx)
+        shutdown(ctx, finished)
 
 
 def _fields(cfg, classes: list[str]) -> dict[str, Any]:
