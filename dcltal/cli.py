@@ -30,8 +30,15 @@ def _chosen_command(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors on one line (CONTRACT §3), the usage left to ``--help``."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dcltal",
         description="Temporal action localization with disentangled classification and localization representations.",
     )
@@ -64,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except UserError as e:
         print(f"dcltal: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the user gave that cannot be read or written (a directory, under a file, ...)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"dcltal: error: {e.strerror or e}{where} (check the path)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dcltal: interrupted", file=sys.stderr)

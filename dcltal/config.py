@@ -150,6 +150,26 @@ class Config:
         return dataclasses.asdict(self)
 
 
+_AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
+_POSITIVE = (lambda v: v > 0, "above 0")
+_FRACTION = (lambda v: 0 <= v < 1, "in [0, 1)")
+# numeric keys and the range each must lie in, checked when the config loads (not hours into a run)
+_RANGES = {
+    "model.hidden_dim": _AT_LEAST_1, "model.num_classes": _AT_LEAST_1, "model.cls_hidden": _AT_LEAST_1,
+    "model.loc_hidden": _AT_LEAST_1, "model.dropout": _FRACTION, "model.loc_dropout": _FRACTION,
+    "model.extend_ratio": (lambda v: v >= 0, "at least 0"),
+    "train.epochs": _AT_LEAST_1, "train.lr": _POSITIVE, "train.momentum": _FRACTION,
+    "train.weight_decay": (lambda v: v >= 0, "at least 0"), "train.lr_gamma": _POSITIVE,
+    "train.videos_per_batch": _AT_LEAST_1, "train.sample_scale": _AT_LEAST_1, "train.val_fraction": _FRACTION,
+    "train.val_every": _AT_LEAST_1, "train.ohem_ratio": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "infer.top_k": _AT_LEAST_1, "infer.max_detections": _AT_LEAST_1,
+    "infer.nms_iou": (lambda v: 0 < v <= 1, "in (0, 1]"), "infer.soft_nms_sigma": _POSITIVE,
+    "proposals.num_samples": _AT_LEAST_1, "proposals.samples_per_bin": _AT_LEAST_1,
+    "proposals.hidden_1d": _AT_LEAST_1, "proposals.hidden_3d": _AT_LEAST_1, "proposals.hidden_2d": _AT_LEAST_1,
+    "proposals.groups": _AT_LEAST_1, "proposals.windows_per_batch": _AT_LEAST_1,
+    "proposals.soft_nms_sigma": _POSITIVE, "proposals.max_proposals": _AT_LEAST_1,
+}
+
 _CHOICES = {
     "model.kind": ("detector", "proposals"),
     "model.variant": VARIANTS,
@@ -233,6 +253,16 @@ def _validate(cfg: Config) -> None:
         value = getattr(getattr(cfg, section), name)
         if value not in choices:
             raise UserError(f"config key {key}: unknown value {value!r} (choose one of: {', '.join(choices)})")
+    for key, (ok, what) in _RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not ok(value):
+            raise UserError(f"config key {key}: {value!r} must be {what}")
+    if not cfg.eval.tiou or not all(0 < t <= 1 for t in cfg.eval.tiou):
+        raise UserError(f"config key eval.tiou: thresholds must be in (0, 1], got {cfg.eval.tiou}")
+    for name, weight in cfg.infer.stream_weights.items():
+        if weight < 0:
+            raise UserError(f"config key infer.stream_weights.{name}: {weight!r} must be at least 0")
     for name, cols in cfg.data.streams.items():
         if len(cols) != 2 or not 0 <= cols[0] < cols[1]:
             raise UserError(f"config key data.streams.{name}: expected [first_column, end_column], got {cols}")

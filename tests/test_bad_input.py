@@ -220,6 +220,29 @@ MISTAKES = {
     "train: unknown --set key": (
         "train", lambda d: ["train", d / "config.yaml", "--work-dir", d / "cases" / "w4", "--set", "data.fpss=25"],
         lambda d: ["data.fpss"]),
+    "train: negative learning rate": (
+        "train", lambda d: ["train", d / "config.yaml", "--work-dir", d / "cases" / "w5", "--set", "train.lr=-1"],
+        lambda d: ["train.lr"]),
+    "train: tIoU threshold above 1 (caught before training)": (
+        "train", lambda d: ["train", d / "config.yaml", "--work-dir", d / "cases" / "w6", "--set", "eval.tiou=[1.5]"],
+        lambda d: ["eval.tiou"]),
+    "train: held-out fraction of 1.5": (
+        "train", lambda d: ["train", d / "config.yaml", "--work-dir", d / "cases" / "w7", "--set",
+                            "train.val_fraction=1.5"],
+        lambda d: ["train.val_fraction"]),
+    "train: work dir under a file": (
+        "train", lambda d: ["train", d / "config.yaml", "--work-dir", d / "classes.txt" / "w"],
+        lambda d: ["classes.txt"]),
+    "params: hidden size 0": (
+        "params", lambda d: ["params", d / "config.yaml", "--set", "model.hidden_dim=0"], lambda d: ["model.hidden_dim"]),
+    "eval: --json names a directory": (
+        "eval", lambda d: ["eval", "--gt", d / "annotations.json", "--pred", d / "results.json", "--subset", "Test",
+                           "--json", d / "features"],
+        lambda d: ["features", "directory"]),
+    "eval: a bad --tiou (argparse's error on one line)": (
+        "eval", lambda d: ["eval", "--gt", d / "annotations.json", "--pred", d / "results.json", "--subset", "Test",
+                           "--tiou", "abc"],
+        lambda d: ["--tiou", "abc"]),
     "infer: missing checkpoint": (
         "infer", lambda d: ["infer", d / "config.yaml", "--checkpoint", d / "nope.pt", "--out", d / "cases" / "r.json"],
         lambda d: ["nope.pt"]),
@@ -348,9 +371,44 @@ def test_infer_nan_features_is_a_mistake(data, trained, capsys):
 @_needs("infer")
 @_needs("train")
 def test_infer_features_narrower_than_the_streams_is_a_mistake(data, trained, capsys):
-    argv, _ = _infer(data, trained[2], "narrow", f"data.streams={{rgb: [0, {DIM}], flow: [{DIM}, {2 * DIM + 4}]}}")
+    feats = data / "cases" / "narrow_features"  # the checkpoint's streams, feature files 4 columns short
+    feats.mkdir(parents=True, exist_ok=True)
+    for vid in VIDEOS:
+        np.save(feats / f"{vid}.npy", _features(vid)[:, : 2 * DIM - 4])
+    argv, _ = _infer(data, trained[2], "narrow", f"data.features={feats}")
     rc, _, err = _run(argv, capsys)
     _assert_mistake(rc, err, ".npy")
+
+
+@_needs("infer")
+@_needs("train")
+@pytest.mark.parametrize("streams, names", [
+    (f"{{rgb: [0, {DIM // 2}], flow: [{DIM // 2}, {DIM}]}}", ["data.streams.rgb", str(DIM // 2), str(DIM)]),
+    (f"{{a: [0, {DIM}], b: [{DIM}, {2 * DIM}]}}", ["data.streams", "'a'", "'rgb'"]),
+])
+def test_infer_streams_unlike_the_checkpoint_are_a_mistake(data, trained, capsys, streams, names):
+    """Features of another width, or other stream names, than the checkpoint was trained on."""
+    argv, out = _infer(data, trained[2], "unlike", f"data.streams={streams}")
+    rc, _, err = _run(argv, capsys)
+    _assert_mistake(rc, err, *names)
+    assert not out.exists()
+
+
+@_needs("infer")
+@_needs("train")
+def test_infer_out_naming_a_directory_is_a_mistake(data, trained, capsys):
+    argv, _ = _infer(data, trained[2], "unused")
+    argv[argv.index("--out") + 1] = data / "features"
+    rc, _, err = _run(argv, capsys)
+    _assert_mistake(rc, err, "features", "directory")
+
+
+@_needs("train")
+def test_resume_with_another_architecture_is_a_mistake(data, trained, capsys):
+    work = trained[2].parent.parent
+    rc, _, err = _run(["train", data / "config.yaml", "--work-dir", work, "--resume", "--set", "train.epochs=2",
+                       "model.variant=baseline"], capsys)
+    _assert_mistake(rc, err, "--resume", "last.pt")
 
 
 @_needs("infer")

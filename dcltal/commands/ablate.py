@@ -11,12 +11,13 @@ import argparse
 import shlex
 
 from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.commands.paths import output_dir
 from dcltal.config import VARIANTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="DIR",
+    parser.add_argument("--out", required=True, type=output_dir, metavar="DIR",
                         help="folder for the runs, ablations.md and ablations.json")
     parser.add_argument("--variants", nargs="+", metavar="VARIANT",
                         help=f"model variants to train (default all: {' '.join(VARIANTS)}); "

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from dcltal.commands.paths import output_file
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=("thumos14",), help="the annotation release to convert")
     parser.add_argument("annotation_dir", metavar="ANNOTATION_DIR", help="folder of <Class>_val.txt / <Class>_test.txt")
-    parser.add_argument("--out", required=True, metavar="FILE.json", help="ActivityNet-style annotation JSON to write")
+    parser.add_argument("--out", required=True, type=output_file, metavar="FILE.json", help="ActivityNet-style annotation JSON to write")
     parser.add_argument("--durations", metavar="FILE",
                         help="video durations, laid out as thumos14/ssn/*_durations.txt; else no 'duration' key")
     parser.add_argument("--subset", metavar="NAME", help="subset name for every video (default: from the file names)")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcltal.commands.paths import output_dir
+
 # sizes of the demo; "full" trains as configs/synth.yaml says; "tiny" is for the test suite (seconds)
 SIZES = {
     "full": {"videos_train": 100, "videos_test": 50, "classes": 8, "dim": 64, "overrides": []},
@@ -51,7 +53,7 @@ PIPELINE_BASELINE = "proposal score x video-level scores (top classes), NMS (no 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="dcltal-demo", metavar="DIR", help="output folder (default ./dcltal-demo)")
+    parser.add_argument("--out", default="dcltal-demo", type=output_dir, metavar="DIR", help="output folder (default ./dcltal-demo)")
     parser.add_argument("--proposals", choices=sorted(PROPOSALS), default="benchmark",
                         help="benchmark: the synthetic benchmark's BSN-like proposals (default); builtin: train the "
                              "built-in proposal generator first and detect on its proposals")

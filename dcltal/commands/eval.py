@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dcltal.commands.paths import output_file
 from dcltal.io import read_json, write_json
 
 
@@ -18,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tIoU thresholds (default: activitynet 0.5:0.05:0.95, thumos14 0.3:0.1:0.7)")
     parser.add_argument("--protocol", choices=("activitynet", "thumos14"), default="activitynet",
                         help="activitynet: the official ActivityNet evaluator; thumos14: TH14evalDet_Updated.m")
-    parser.add_argument("--json", metavar="OUT.json", help="write {tiou, mAP, average_mAP, per_class_ap}")
+    parser.add_argument("--json", type=output_file, metavar="OUT.json", help="write {tiou, mAP, average_mAP, per_class_ap}")
     parser.add_argument("--classes", metavar="FILE", help="class names, one a line (for files without label_id)")
     parser.add_argument("--avoid", metavar="FILE",
                         help="leave out these videos (first word a line), e.g. thumos14/ssn/test_avoid_videos.txt")

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import argparse
 
+from dcltal.commands.paths import output_file
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt", required=True, metavar="ANNOTATIONS.json", help="ground truth (either JSON dialect)")
     parser.add_argument("--proposals", required=True, metavar="PROPOSALS",
                         help="BSN/BMN CSV directory, ActivityNet proposal JSON, or SSN/P-GCN proposal list")
     parser.add_argument("--subset", required=True, help="subset to evaluate (e.g. Test, validation)")
-    parser.add_argument("--json", metavar="OUT.json", help='write {"AR@1", "AR@5", "AR@10", "AR@100", "AUC", ...}')
+    parser.add_argument("--json", type=output_file, metavar="OUT.json", help='write {"AR@1", "AR@5", "AR@10", "AR@100", "AUC", ...}')
     parser.add_argument("--fps", type=float, default=30.0,
                         help="frame rate for frame-unit proposal lists where a video has no fps (default 30)")
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 
 from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.commands.paths import output_file
 from dcltal.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--checkpoint", metavar="CKPT", help="checkpoint written by dcltal train (last.pt or best.pt)")
-    parser.add_argument("--out", required=True, metavar="RESULTS.json", help="where to write the detections")
+    parser.add_argument("--out", required=True, type=output_file, metavar="RESULTS.json", help="where to write the detections")
     parser.add_argument("--subset", metavar="NAME", help="annotation subset to run on (default: data.test_subset)")
     parser.add_argument("--cls-from", metavar="CKPT", help="take the classification head's input from this checkpoint")
     parser.add_argument("--loc-from", metavar="CKPT", help="take completeness and regression from this checkpoint")
@@ -30,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
     if cls_from is None or loc_from is None:
         raise UserError("dcltal infer needs --checkpoint CKPT, or both --cls-from CKPT and --loc-from CKPT")
     predictor = Predictor.from_checkpoint(cls_from, cfg.train.device)
+    predictor.check_streams(cfg.data.streams)
     if loc_from != cls_from:
-        predictor = predictor.with_localization_from(Predictor.from_checkpoint(loc_from, cfg.train.device))
+        other = Predictor.from_checkpoint(loc_from, cfg.train.device)
+        other.check_streams(cfg.data.streams)
+        predictor = predictor.with_localization_from(other)
     videos = inference_videos(cfg, args.subset, predictor.classes)
     results = predictor.detect(videos, cfg, progress=True)
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 
 from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.commands.paths import output_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
                         help="checkpoint written by dcltal train with model.kind: proposals")
-    parser.add_argument("--out", required=True, metavar="PROPOSALS.json", help="where to write the proposals")
+    parser.add_argument("--out", required=True, type=output_file, metavar="PROPOSALS.json", help="where to write the proposals")
     parser.add_argument("--subset", metavar="NAME", help="annotation subset to run on (default: data.test_subset)")
 
 

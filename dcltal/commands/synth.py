@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from dcltal.commands.paths import output_dir
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from dcltal.data.synth import DEFAULTS as D
 
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="directory to write (new, empty, or an earlier synth output)")
+    parser.add_argument("out_dir", type=output_dir, metavar="OUT_DIR", help="directory to write (new, empty, or an earlier synth output)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same arguments give the same bytes (default %(default)s)")
     parser.add_argument("--videos-train", type=int, default=D["videos_train"], help="videos in subset Validation, the train split (default %(default)s)")
     parser.add_argument("--videos-test", type=int, default=D["videos_test"], help="videos in subset Test (default %(default)s)")

@@ -10,11 +10,12 @@ import argparse
 import os
 
 from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.commands.paths import output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--work-dir", required=True, metavar="DIR", help="folder for checkpoints and metrics")
+    parser.add_argument("--work-dir", required=True, type=output_dir, metavar="DIR", help="folder for checkpoints and metrics")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoints/last.pt")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.commands.paths import output_dir
 from dcltal.errors import UserError
 
 
@@ -13,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint written by dcltal train")
     parser.add_argument("--video", required=True, metavar="ID", help="video id in data.annotations")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs")
+    parser.add_argument("--out", required=True, type=output_dir, metavar="DIR", help="folder for the PNGs")
     parser.add_argument("--instances", type=int, default=2, metavar="K",
                         help="attention curves for the K longest ground truths (default 2)")
 
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.viz.video import video_figures
 
     predictor = Predictor.from_checkpoint(args.checkpoint, cfg.train.device)
+    predictor.check_streams(cfg.data.streams)
     annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
     video = annotations.videos.get(args.video)
     if video is None:

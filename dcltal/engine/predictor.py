@@ -10,7 +10,7 @@ import functools
 import os
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -105,6 +105,18 @@ class Predictor:
         coder = SegmentCoder(**ckpt["coder"])
         vc = ckpt.get("video_classifier")
         return cls(cfg, list(ckpt["classes"]), models, coder, load_video_classifiers(vc, dev) if vc else None, str(path))
+
+    def check_streams(self, streams: Mapping[str, Sequence[int]]) -> None:
+        """A UserError unless ``data.streams`` (stream -> [first column, end column]) names this
+        checkpoint's streams with its models' feature widths."""
+        if set(streams) != set(self.models):
+            raise UserError(f"data.streams names {sorted(streams)}, checkpoint {self.source} has streams "
+                            f"{sorted(self.models)}; use the stream names it was trained with")
+        for name, (lo, hi) in streams.items():
+            dim = self.models[name].dim
+            if hi - lo != dim:
+                raise UserError(f"data.streams.{name} gives {hi - lo} feature columns, checkpoint {self.source} "
+                                f"expects {dim}; use the features (and column ranges) it was trained on")
 
     def with_localization_from(self, other: "Predictor") -> "Predictor":
         """Classification from this checkpoint's models, completeness and regression from ``other``'s

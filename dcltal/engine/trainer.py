@@ -81,7 +81,12 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
         if state is None or set(state["optimizers"]) != set(tasks):
             raise UserError(f"--resume: {last_path} was not written by a training run of these models")
         for name in tasks:
-            models[name].load_state_dict(layout.entry(ckpt, name)["state_dict"])
+            try:
+                models[name].load_state_dict(layout.entry(ckpt, name)["state_dict"])
+            except RuntimeError:
+                raise UserError(f"--resume: {last_path} holds a {name} model of another architecture than the "
+                                "config's (model.* changed?); resume with the config it was trained with, or "
+                                "start in a new --work-dir") from None
             optimizers[name].load_state_dict(state["optimizers"][name])
             scalers[name].load_state_dict(state["scalers"][name])
         start, best, best_epoch = int(ckpt["epoch"]), float(state["best_score"]), int(state["best_epoch"])
