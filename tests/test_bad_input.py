@@ -243,6 +243,10 @@ MISTAKES = {
         "eval", lambda d: ["eval", "--gt", d / "annotations.json", "--pred", d / "results.json", "--subset", "Test",
                            "--tiou", "abc"],
         lambda d: ["--tiou", "abc"]),
+    "infer: --checkpoint beside both --cls-from and --loc-from (it would be ignored)": (
+        "infer", lambda d: ["infer", d / "config.yaml", "--checkpoint", d / "a.pt", "--cls-from", d / "b.pt",
+                            "--loc-from", d / "c.pt", "--out", d / "cases" / "r.json"],
+        lambda d: ["--checkpoint", "--cls-from"]),
     "infer: missing checkpoint": (
         "infer", lambda d: ["infer", d / "config.yaml", "--checkpoint", d / "nope.pt", "--out", d / "cases" / "r.json"],
         lambda d: ["nope.pt"]),
@@ -284,6 +288,19 @@ def test_zero_length_ground_truth_is_kept_with_a_warning(data, capsys):
     assert rc == 0, err
     assert _warning(err, "zero-length").rstrip().endswith(")")  # "...: 1 (e.g. te_1 ...)"
     assert ": 1 (e.g." in _warning(err, "zero-length")
+
+
+@_needs("eval")
+def test_reversed_detections_are_swapped_with_a_warning(data, capsys):
+    obj = json.loads((data / "results.json").read_text())
+    obj["results"]["te_1"][0]["segment"] = [5.0, 2.0]  # the ground truth's [2, 5], reversed
+    p = _write(data / "cases" / "reversed.json", json.dumps(obj))
+    rc, out, err = _run(["eval", "--gt", data / "annotations.json", "--pred", p, "--subset", "Test"], capsys)
+    assert rc == 0, err
+    assert ": 1 (e.g. [5.0, 2.0])" in _warning(err, "start after end")
+    rc, fixed, _ = _run(["eval", "--gt", data / "annotations.json", "--pred", data / "results.json", "--subset", "Test"],
+                        capsys)
+    assert out == fixed  # scored as the swapped segment
 
 
 @_needs("eval-proposals")
@@ -401,6 +418,30 @@ def test_infer_out_naming_a_directory_is_a_mistake(data, trained, capsys):
     argv[argv.index("--out") + 1] = data / "features"
     rc, _, err = _run(argv, capsys)
     _assert_mistake(rc, err, "features", "directory")
+
+
+@_needs("infer")
+@_needs("train")
+def test_infer_counts_streams_cut_to_the_shorter_in_one_line(data, trained, capsys):
+    feats = data / "cases" / "test_streams_cut"
+    for s in ("rgb", "flow"):
+        (feats / s).mkdir(parents=True, exist_ok=True)
+    for vid in VIDEOS:
+        arr = _features(vid)
+        np.save(feats / "rgb" / f"{vid}.npy", arr[:, :DIM])
+        np.save(feats / "flow" / f"{vid}.npy", arr[: len(arr) - vid.startswith("te"), DIM:])  # both test videos
+    argv, _ = _infer(data, trained[2], "cut", f"data.features={{rgb: {feats / 'rgb'}, flow: {feats / 'flow'}}}")
+    rc, _, err = _run(argv, capsys)
+    assert rc == 0, err
+    assert ": 2 (e.g. te_1" in _warning(err, "cut to the shorter")
+
+
+@_needs("infer")
+@_needs("train")
+def test_infer_subset_without_annotations_is_a_mistake(data, trained, capsys):
+    argv, _ = _infer(data, trained[2], "no_annotations", "data.annotations=null")
+    rc, _, err = _run(argv + ["--subset", "Test"], capsys)
+    _assert_mistake(rc, err, "'Test'", "data.annotations")
 
 
 @_needs("train")

@@ -57,3 +57,12 @@ def test_human_readable_output(capsys):
     assert cli.main(["params", str(CONFIG)]) == 0
     out = capsys.readouterr().out
     assert "D = 1024" in out and "total" in out
+
+
+def test_proposal_generator_counts(capsys):
+    """model.kind: proposals counts the BMN-style generator, which reads both streams (2048 columns):
+    the first convolution is grouped, 4 groups of 512 inputs to 16 outputs each, kernel 3."""
+    counts = params_json(capsys, "model.kind=proposals")
+    assert counts["total"] == counts["base"] + counts["temporal_evaluation"] + counts["proposal_evaluation"]
+    h = 64  # proposals.hidden_1d
+    assert counts["base"] == (2048 // 4) * 3 * h + h + (h // 4) * 3 * h + h

@@ -178,3 +178,17 @@ def test_infer_with_an_external_video_scores_file(tmp_path):
     # the checkpoint has no built-in classifier: the default (builtin) is a mistake, null is not
     assert main(["infer", str(cfg), "--checkpoint", str(ckpt), "--out", str(out)]) == 2
     assert main(["infer", str(cfg), "--checkpoint", str(ckpt), "--out", str(out), "--set", "infer.video_scores=null"]) == 0
+
+
+def test_predict_repairs_proposals_as_the_command_line_does(tmp_path, capsys):
+    """Reversed proposals swapped, those reaching outside the video clipped, those wholly outside
+    dropped, each with a counted warning; no detection outside the video."""
+    model = dcltal.load(_checkpoint(tmp_path / "m.pt"))
+    feats, _ = _video(5)
+    duration = _grid(model).duration(feats.shape[0])
+    props = np.array([[5.0, 1.0], [-3.0, 1e6], [1.0, 2.0], [duration + 1, duration + 4]])
+    dets = model.predict(feats, props, video_scores=None)
+    err = capsys.readouterr().err
+    for kind in ("swapped", "clipped", "dropped"):
+        assert f"{kind}): 1 (e.g. video)" in err, err
+    assert dets and all(0 <= d["segment"][0] <= d["segment"][1] <= duration for d in dets)

@@ -11,7 +11,7 @@ import argparse
 
 from dcltal.commands.common import add_config_arguments, config_from_args
 from dcltal.commands.paths import output_file
-from dcltal.errors import UserError
+from dcltal.errors import RepairLog, UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     from dcltal.engine.predictor import Predictor, inference_videos  # torch only after the arguments are known good
 
+    if args.checkpoint and args.cls_from and args.loc_from:
+        raise UserError("--checkpoint is not used when both --cls-from and --loc-from are given; drop one of them")
     cls_from, loc_from = args.cls_from or args.checkpoint, args.loc_from or args.checkpoint
     if cls_from is None or loc_from is None:
         raise UserError("dcltal infer needs --checkpoint CKPT, or both --cls-from CKPT and --loc-from CKPT")
@@ -36,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
         other = Predictor.from_checkpoint(loc_from, cfg.train.device)
         other.check_streams(cfg.data.streams)
         predictor = predictor.with_localization_from(other)
-    videos = inference_videos(cfg, args.subset, predictor.classes)
+    repairs = RepairLog()  # one counted line a kind, once every video is read
+    videos = inference_videos(cfg, args.subset, predictor.classes, repairs)
     results = predictor.detect(videos, cfg, progress=True)
+    repairs.report(str(cfg.data.features))
 
     from dcltal.io import write_json
 

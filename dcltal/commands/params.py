@@ -1,7 +1,8 @@
-"""``dcltal params CONFIG [--set ...] [--json]``: parameter counts of one stream's detector (CONTRACT §3).
+"""``dcltal params CONFIG [--set ...] [--json]``: parameter counts of one stream's detector (CONTRACT §3),
+or, with ``model.kind: proposals``, of the built-in proposal generator.
 
-D is the width of the first stream in ``data.streams``, C is ``model.num_classes``; the model is
-built on the ``meta`` device, so nothing is allocated.
+D is the width of the first stream in ``data.streams``, C is ``model.num_classes``; the detector is
+built on the ``meta`` device, so nothing is allocated. The generator reads every stream side by side.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.model.detector import Detector
 
     cfg = config_from_args(args)
+    if cfg.model.kind == "proposals":
+        return _generator_counts(cfg, args.json)
     stream, (first, end) = next(iter(cfg.data.streams.items()))
     dim = end - first
     with torch.device("meta"):
@@ -33,4 +36,24 @@ def run(args: argparse.Namespace) -> int:
           f"D_h = {cfg.model.hidden_dim}, regression {cfg.model.regression}")
     for name, n in counts.items():
         print(f"  {name:<14} {n:>12,}  ({n / 1e6:.2f}M)")
+    return 0
+
+
+def _generator_counts(cfg, as_json: bool) -> int:
+    from dcltal.model.bmn import BMN
+
+    width = sum(hi - lo for lo, hi in cfg.data.streams.values())
+    model = BMN.from_config(cfg.proposals, width)
+    parts = {"base": [model.base], "temporal_evaluation": [model.start_head, model.end_head],
+             "proposal_evaluation": [model.proposal_1d, model.sample_projection, model.proposal_2d]}
+    counts = {name: sum(p.numel() for m in mods for p in m.parameters()) for name, mods in parts.items()}
+    counts["proposal_evaluation"] += model.sample_bias.numel()
+    counts = {"total": sum(p.numel() for p in model.parameters()), **counts}
+    if as_json:
+        print(json.dumps(counts))
+        return 0
+    print(f"the built-in proposal generator (BMN-style), input {width} columns (all streams), "
+          f"T = {cfg.proposals.temporal_scale}, D = {cfg.proposals.max_duration}")
+    for name, n in counts.items():
+        print(f"  {name:<20} {n:>12,}  ({n / 1e6:.2f}M)")
     return 0

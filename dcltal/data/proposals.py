@@ -85,12 +85,13 @@ def _select_and_repair(path: Path, raw: dict[str, tuple[np.ndarray, float | None
         duration = getattr(videos[vid], "duration", None) if videos is not None else None
         if duration is None:
             duration = file_duration
-        out[vid] = _repair(props.astype(np.float64), duration, vid, log)
+        out[vid] = repair_proposals(props.astype(np.float64), duration, vid, log)
     return out
 
 
-def _repair(props: np.ndarray, duration: float | None, vid: str, log: RepairLog) -> np.ndarray:
-    """Swap reversed segments, clip to ``[0, duration]``, drop those wholly outside, sort by score."""
+def repair_proposals(props: np.ndarray, duration: float | None, vid: str, log: RepairLog) -> np.ndarray:
+    """Swap reversed segments, clip to ``[0, duration]``, drop those wholly outside, sort by score
+    (where ``props`` [N, 2 or 3] has one); each repair counted in ``log``."""
     reversed_ = props[:, 0] > props[:, 1]
     log.add("proposals with start after end (swapped)", vid, int(reversed_.sum()))
     props[reversed_, :2] = props[reversed_, 1::-1]
@@ -101,7 +102,7 @@ def _repair(props: np.ndarray, duration: float | None, vid: str, log: RepairLog)
     log.add("proposals wholly outside the video (dropped)", vid, int((outside & wholly).sum()))
     props = props[~(outside & wholly)]
     props[:, :2] = np.clip(props[:, :2], 0.0, hi)
-    return props[np.argsort(-props[:, 2], kind="stable")]
+    return props[np.argsort(-props[:, 2], kind="stable")] if props.shape[1] > 2 else props
 
 
 def _parse_float_rows(path: Path, lines: list[str], first_line: int, cols: list[int], sep: str | None) -> np.ndarray:

@@ -17,11 +17,12 @@ import torch
 
 from dcltal.config import Config, config_from_dict
 from dcltal.data.grid import TimeGrid
+from dcltal.data.proposals import repair_proposals
 from dcltal.engine.checkpoint import load_checkpoint
 from dcltal.engine.device import resolve_device
 from dcltal.engine.inference import InferenceVideo, SplitDetector, detect
 from dcltal.engine.video_classifier import load_video_classifiers, video_level_scores
-from dcltal.errors import UserError
+from dcltal.errors import RepairLog, UserError
 
 @dataclass
 class InferenceRecord:  # one video as inference reads it (see InferenceVideo)
@@ -44,10 +45,13 @@ class StoredVideo:
         return self._load(self.id)
 
 
-def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None = None) -> list[StoredVideo]:
+def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None = None,
+                     repairs: RepairLog | None = None) -> list[StoredVideo]:
     """The videos to detect in: those of ``subset`` in ``data.annotations``, or, with
     ``data.annotations`` null, every video in ``data.features`` (durations from the feature
-    length, CONTRACT §3). With ``classes``, the annotations must name the same classes."""
+    length, CONTRACT §3). With ``classes``, the annotations must name the same classes. The
+    features' repairs (streams cut to the shorter) are counted in ``repairs`` as the videos are
+    read, where given, else reported video by video."""
     from dcltal.data.annotations import load_annotations
     from dcltal.data.features import FeatureStore
     from dcltal.data.proposals import load_proposals
@@ -58,7 +62,7 @@ def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None 
     if data.proposals is None:
         raise UserError("config key data.proposals is not set; inference needs proposals "
                         "(BSN CSV directory, ActivityNet proposal JSON or SSN list; or run dcltal propose)")
-    store = FeatureStore(data.features, data.streams, cache=data.feature_cache)
+    store = FeatureStore(data.features, data.streams, cache=data.feature_cache, repairs=repairs)
     load = functools.lru_cache(maxsize=16)(store.load)
     if data.annotations is not None:
         annotations = load_annotations(data.annotations, data.classes)
@@ -67,6 +71,9 @@ def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None 
                             f"({len(annotations.classes)} vs {len(classes)}); use the annotations it was trained on")
         videos = {v.id: (v.fps, v.duration) for v in annotations.in_subset(subset or data.test_subset)}
     else:
+        if subset is not None:
+            raise UserError(f"subset {subset!r} asked for, but data.annotations is null (every video of "
+                            f"{data.features} is run); drop --subset, or set data.annotations")
         videos = {vid: (None, None) for vid in store.video_ids()}
         if not videos:
             raise UserError(f"no feature files in {data.features} (check data.features)")
@@ -179,8 +186,12 @@ class Predictor:
             raise UserError(f"proposals of shape {proposals.shape}: expected [N, 2] (start, end) seconds")
         grid = TimeGrid(fps or data.fps, data.feature_stride, data.feature_window)
         infer_cfg = replace(self.cfg.infer, **infer_overrides)
-        video = InferenceRecord("video", grid, duration, {s: np.asarray(features[s], dtype=np.float32) for s in self.models},
-                                proposals)
+        features = {s: np.asarray(features[s], dtype=np.float32) for s in self.models}
+        log = RepairLog()  # as the command line repairs proposal files: counted warnings on stderr
+        span = duration if duration is not None else grid.duration(next(iter(features.values())).shape[0])
+        proposals = repair_proposals(proposals.copy(), span, "video", log)
+        log.report("predict() proposals")
+        video = InferenceRecord("video", grid, duration, features, proposals)
         if video_level is None and infer_cfg.video_scores is not None:
             if infer_cfg.video_scores != "builtin":
                 raise UserError("predict() reads no video-level scores file (it has no video id); pass "
