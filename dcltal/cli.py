@@ -18,7 +18,7 @@ COMMANDS = {  # name: (module, one-line help)
     "convert": ("dcltal.commands.convert", "convert annotation files to the ActivityNet-style JSON"),
     "eval": ("dcltal.commands.eval", "detection mAP of a results file against ground truth"),
     "eval-proposals": ("dcltal.commands.eval_proposals", "proposal recall: AR@AN and recall at fixed tIoU"),
-    "params": ("dcltal.commands.params", "count the parameters of one stream's model"),
+    "params": ("dcltal.commands.params", "count the parameters of one stream's model (or of the proposal generator)"),
     "demo": ("dcltal.commands.demo", "the synthetic benchmark end to end: synth, train, infer, eval, report"),
     "ablate": ("dcltal.commands.ablate", "train and evaluate the paper's ablation variants"),
     "visualize": ("dcltal.commands.visualize", "plot attention curves (paper Fig. 1 and 3) and detections"),
@@ -33,8 +33,10 @@ def _chosen_command(argv: list[str]) -> str | None:
 class OneLineParser(argparse.ArgumentParser):
     """argparse with its errors on one line (CONTRACT §3), the usage left to ``--help``."""
 
+    help_command: str | None = None  # the command whose --help to point to (the chosen one, not dcltal's)
+
     def error(self, message: str):
-        raise UserError(f"{message} (see {self.prog} --help)")
+        raise UserError(f"{message} (see {self.help_command or self.prog} --help)")
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -45,6 +47,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dcltal {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = _chosen_command(argv)
+    if chosen in COMMANDS:  # the top-level parser reports unknown options of the command too
+        parser.help_command = f"dcltal {chosen}"
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name != chosen:
@@ -73,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dcltal: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a path the user gave that cannot be read or written (a directory, under a file, ...)
-        where = f": {e.filename}" if e.filename else ""
-        print(f"dcltal: error: {e.strerror or e}{where} (check the path)", file=sys.stderr)
+        if e.filename is None:  # not about a path (a closed pipe, ...): not a user's mistake to name
+            raise
+        print(f"dcltal: error: {e.strerror or e}: {e.filename} (check the path)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dcltal: interrupted", file=sys.stderr)

@@ -161,7 +161,7 @@ _RANGES = {
     "train.epochs": _AT_LEAST_1, "train.lr": _POSITIVE, "train.momentum": _FRACTION,
     "train.weight_decay": (lambda v: v >= 0, "at least 0"), "train.lr_gamma": _POSITIVE,
     "train.videos_per_batch": _AT_LEAST_1, "train.sample_scale": _AT_LEAST_1, "train.val_fraction": _FRACTION,
-    "train.val_every": _AT_LEAST_1, "train.ohem_ratio": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "train.val_every": (lambda v: v >= 0, "at least 0 (0 and 1: every epoch)"), "train.ohem_ratio": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "infer.top_k": _AT_LEAST_1, "infer.max_detections": _AT_LEAST_1,
     "infer.nms_iou": (lambda v: 0 < v <= 1, "in (0, 1]"), "infer.soft_nms_sigma": _POSITIVE,
     "proposals.num_samples": _AT_LEAST_1, "proposals.samples_per_bin": _AT_LEAST_1,

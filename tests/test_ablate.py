@@ -102,10 +102,23 @@ def test_shared_rows_agree(study):
     assert (mixed["cls_from"], mixed["loc_from"]) == ("baseline", "dnet")
 
 
+CLASSIFIER_TRAININGS = []  # the video-level classifier trainings of the one_seed study
+
+
 @pytest.fixture(scope="module")
 def one_seed(synth, tmp_path_factory) -> Path:
+    from dcltal.engine import video_classifier
+
     out = tmp_path_factory.mktemp("one_seed")
-    assert ablate(synth, out, "--variants", "mlp1", "baseline") == 0  # with the built-in video-level classifier
+    real = video_classifier.train_video_classifier
+
+    def counted(*args, **kwargs):
+        CLASSIFIER_TRAININGS.append(len(args[0]))
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(video_classifier, "train_video_classifier", counted)
+        assert ablate(synth, out, "--variants", "mlp1", "baseline") == 0  # with the built-in video-level classifier
     return out
 
 
@@ -125,6 +138,7 @@ def test_one_video_classifier_a_seed(one_seed):
     (their validation reads it), so every checkpoint carries the same one."""
     runs = json.loads((one_seed / "ablations.json").read_text())["runs"]
     assert runs["baseline"]["0"].get("video_scores_source") and "video_scores_source" not in runs["mlp1"]["0"]
+    assert len(CLASSIFIER_TRAININGS) == 1  # two runs, one training
     first, other = (load_checkpoint(runs[v]["0"]["checkpoint"])["video_classifier"] for v in ("baseline", "mlp1"))
     assert set(first) == set(other) == {"rgb", "flow"}
     assert all(torch.equal(first[s][k], other[s][k]) for s in first for k in first[s])

@@ -297,7 +297,7 @@ def test_reversed_detections_are_swapped_with_a_warning(data, capsys):
     p = _write(data / "cases" / "reversed.json", json.dumps(obj))
     rc, out, err = _run(["eval", "--gt", data / "annotations.json", "--pred", p, "--subset", "Test"], capsys)
     assert rc == 0, err
-    assert ": 1 (e.g. [5.0, 2.0])" in _warning(err, "start after end")
+    assert ": 1 (e.g. te_1 [5.0, 2.0])" in _warning(err, "start after end")
     rc, fixed, _ = _run(["eval", "--gt", data / "annotations.json", "--pred", data / "results.json", "--subset", "Test"],
                         capsys)
     assert out == fixed  # scored as the swapped segment
@@ -400,7 +400,7 @@ def test_infer_features_narrower_than_the_streams_is_a_mistake(data, trained, ca
 @_needs("infer")
 @_needs("train")
 @pytest.mark.parametrize("streams, names", [
-    (f"{{rgb: [0, {DIM // 2}], flow: [{DIM // 2}, {DIM}]}}", ["data.streams.rgb", str(DIM // 2), str(DIM)]),
+    (f"{{rgb: [0, {DIM // 2}], flow: [{DIM // 2}, {DIM}]}}", ["data.streams.", f"gives {DIM // 2}", f"expects {DIM}"]),
     (f"{{a: [0, {DIM}], b: [{DIM}, {2 * DIM}]}}", ["data.streams", "'a'", "'rgb'"]),
 ])
 def test_infer_streams_unlike_the_checkpoint_are_a_mistake(data, trained, capsys, streams, names):
@@ -409,6 +409,17 @@ def test_infer_streams_unlike_the_checkpoint_are_a_mistake(data, trained, capsys
     rc, _, err = _run(argv, capsys)
     _assert_mistake(rc, err, *names)
     assert not out.exists()
+
+
+@_needs("infer")
+@_needs("train")
+def test_infer_reads_only_the_checkpoints_streams(data, trained, capsys):
+    """A stream of data.streams that the checkpoint lacks is not read, not a mistake."""
+    argv, out = _infer(data, trained[2], "extra", f"data.streams={{rgb: [0, {DIM}], flow: [{DIM}, {2 * DIM}], "
+                                                  f"audio: [0, 3]}}")
+    rc, _, err = _run(argv, capsys)
+    assert rc == 0, err
+    assert json.loads(out.read_text())["results"]
 
 
 @_needs("infer")
@@ -422,18 +433,24 @@ def test_infer_out_naming_a_directory_is_a_mistake(data, trained, capsys):
 
 @_needs("infer")
 @_needs("train")
-def test_infer_counts_streams_cut_to_the_shorter_in_one_line(data, trained, capsys):
-    feats = data / "cases" / "test_streams_cut"
+def test_infer_counts_streams_cut_to_the_shorter_once_a_video_in_one_line(data, trained, capsys):
+    """Each video counted once, though inference reads it twice (without annotations: for its
+    duration, then to detect) and the reads' cache holds 16 videos: 20 here, flow one snippet short."""
+    feats = data / "cases" / "many_streams_cut"
     for s in ("rgb", "flow"):
         (feats / s).mkdir(parents=True, exist_ok=True)
-    for vid in VIDEOS:
+    names = [f"new_{i:02d}" for i in range(20)]
+    for vid in names:
         arr = _features(vid)
         np.save(feats / "rgb" / f"{vid}.npy", arr[:, :DIM])
-        np.save(feats / "flow" / f"{vid}.npy", arr[: len(arr) - vid.startswith("te"), DIM:])  # both test videos
-    argv, _ = _infer(data, trained[2], "cut", f"data.features={{rgb: {feats / 'rgb'}, flow: {feats / 'flow'}}}")
+        np.save(feats / "flow" / f"{vid}.npy", arr[:-1, DIM:])
+    props = {"results": {vid: [{"segment": [2.0, 5.0], "score": 0.9}] for vid in names}}
+    p = _write(data / "cases" / "many_props.json", json.dumps(props))
+    argv, _ = _infer(data, trained[2], "cut", f"data.features={{rgb: {feats / 'rgb'}, flow: {feats / 'flow'}}}",
+                     "data.annotations=null", f"data.proposals={p}")
     rc, _, err = _run(argv, capsys)
     assert rc == 0, err
-    assert ": 2 (e.g. te_1" in _warning(err, "cut to the shorter")
+    assert ": 20 (e.g. new_00" in _warning(err, "cut to the shorter")
 
 
 @_needs("infer")

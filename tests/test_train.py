@@ -15,6 +15,7 @@ from dcltal.engine.detector_task import detector_tasks, validate_detectors
 from dcltal.engine.predictor import Predictor
 from dcltal.engine.schedule import epoch_seed, lr_at
 from dcltal.engine.trainer import train
+from dcltal.errors import UserError
 from dcltal.engine.video_classifier import train_video_classifier
 from train_data import tiny_benchmark, tiny_config
 
@@ -178,3 +179,18 @@ def test_a_step_under_autocast(bench):
     assert all(torch.isfinite(v) for v in losses.values())
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+
+
+def test_resume_without_a_checkpoint_fails_before_any_training(bench, monkeypatch):
+    """--resume checks last.pt before the video-level classifier is trained (which takes minutes)."""
+    from dcltal.engine import video_classifier
+
+    root, synth = bench
+    cfg = load_config(tiny_config(root, synth, epochs=1), ["infer.video_scores=builtin"])
+
+    def never(*args, **kwargs):
+        raise AssertionError("the classifier was trained before --resume was checked")
+
+    monkeypatch.setattr(video_classifier, "train_video_classifier", never)
+    with pytest.raises(UserError, match="--resume: no checkpoint"):
+        train(cfg, root / "empty_work", resume=True, progress=False)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     repairs = RepairLog()  # one counted line a kind, once every video is read
     videos = inference_videos(cfg, args.subset, predictor.classes, repairs)
     results = predictor.detect(videos, cfg, progress=True)
-    repairs.report(str(cfg.data.features))
+    repairs.report("features")
 
     from dcltal.io import write_json
 

@@ -98,6 +98,7 @@ class FeatureStore:
                 raise UserError(f"features directory not found: {d} (check data.features)")
         self.cache: dict[str, dict[str, np.ndarray]] | None = {} if cache else None
         self.repairs = repairs
+        self._cut: set[str] = set()  # videos whose streams were cut, counted once each
         self._files: dict[str, dict[str, Path]] | None = None
 
     def _index(self) -> dict[str, dict[str, Path]]:
@@ -157,11 +158,13 @@ class FeatureStore:
         if longest - t > MAX_STREAM_SLACK:
             raise UserError(f"video {video_id}: streams differ in length by {longest - t} snippets {lengths} "
                             f"(at most {MAX_STREAM_SLACK} are cut); re-extract the shorter stream")
-        log = self.repairs if self.repairs is not None else RepairLog()
-        log.add("streams of one video differing by one or two snippets (cut to the shorter)",
-                f"{video_id}: {lengths}")
-        if self.repairs is None:
-            log.report("features")
+        if video_id not in self._cut:  # a video read again (inference reads some twice) counts once
+            self._cut.add(video_id)
+            log = self.repairs if self.repairs is not None else RepairLog()
+            log.add("streams of one video differing by one or two snippets (cut to the shorter)",
+                    f"{video_id}: {lengths}")
+            if self.repairs is None:
+                log.report("features")
         return {name: f[:t] for name, f in feats.items()}
 
     def load(self, video_id: str) -> dict[str, np.ndarray]:

@@ -131,7 +131,7 @@ def validate_detectors(models: dict[str, nn.Module], val: VideoDataset, coder: S
 
 def detector_tasks(cfg, progress: bool = False) -> tuple[dict[str, DetectorTask], VideoDataset, SegmentCoder]:
     """One task a stream of ``data.streams``, on the training subset less the held-out videos;
-    also the whole training subset (for the video-level classifier) and the fitted coder."""
+    also the whole training subset and the fitted coder."""
     videos = VideoDataset.from_config(cfg, cfg.data.train_subset, progress=progress)
     if not len(videos):
         raise UserError(f"no training videos in subset {cfg.data.train_subset} of {cfg.data.annotations}")

@@ -102,7 +102,10 @@ class Predictor:
             raise UserError(f"checkpoint {path} holds the built-in proposal generator (model.kind: proposals), not a "
                             f"detector; make proposals with it (dcltal propose CONFIG --checkpoint {path} --out "
                             "PROPOSALS.json, then data.proposals=PROPOSALS.json) and detect with a detector's checkpoint")
-        cfg = config_from_dict(ckpt["config"])
+        try:
+            cfg = config_from_dict(ckpt["config"])
+        except UserError as e:
+            raise UserError(f"checkpoint {path}: its stored config: {e}") from None
         dev = resolve_device(device)
         models = {}
         for stream, entry in ckpt["streams"].items():
@@ -114,12 +117,14 @@ class Predictor:
         return cls(cfg, list(ckpt["classes"]), models, coder, load_video_classifiers(vc, dev) if vc else None, str(path))
 
     def check_streams(self, streams: Mapping[str, Sequence[int]]) -> None:
-        """A UserError unless ``data.streams`` (stream -> [first column, end column]) names this
-        checkpoint's streams with its models' feature widths."""
-        if set(streams) != set(self.models):
+        """A UserError unless ``data.streams`` (stream -> [first column, end column]) names each of this
+        checkpoint's streams with its model's feature width (other streams are not read)."""
+        missing = sorted(set(self.models) - set(streams))
+        if missing:
             raise UserError(f"data.streams names {sorted(streams)}, checkpoint {self.source} has streams "
-                            f"{sorted(self.models)}; use the stream names it was trained with")
-        for name, (lo, hi) in streams.items():
+                            f"{sorted(self.models)}; add {missing} (the names it was trained with)")
+        for name in self.models:
+            lo, hi = streams[name]
             dim = self.models[name].dim
             if hi - lo != dim:
                 raise UserError(f"data.streams.{name} gives {hi - lo} feature columns, checkpoint {self.source} "

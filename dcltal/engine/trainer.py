@@ -54,6 +54,14 @@ class Layout:
         return ckpt[self.entries_key][name] if self.entries_key else ckpt[name]
 
 
+def _last_checkpoint(work: Path) -> Path:
+    """``work``'s last.pt, which ``--resume`` needs."""
+    last = work / "checkpoints" / "last.pt"
+    if not last.is_file():
+        raise UserError(f"--resume: no checkpoint {last} to resume from (run without --resume to start)")
+    return last
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
@@ -63,8 +71,6 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
     """Train every task for ``train_cfg.epochs`` epochs; returns the models (unwrapped, last epoch's
     weights) and the path of the checkpoint to use (best.pt where validation chose one, else last.pt)."""
     tc, work = train_cfg, Path(work_dir)
-    if tc.epochs < 1 or tc.videos_per_batch < 1:
-        raise UserError("config keys train.epochs and train.videos_per_batch must be at least 1")
     last_path, best_path = work / "checkpoints" / "last.pt", work / "checkpoints" / "best.pt"
     models, optimizers, scalers = {}, {}, {}
     for name, task in tasks.items():
@@ -74,9 +80,7 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
         scalers[name] = grad_scaler(ctx.device, tc.amp)
     start, best, best_epoch = 0, -math.inf, 0
     if resume:
-        if not last_path.is_file():
-            raise UserError(f"--resume: no checkpoint {last_path} to resume from (run without --resume to start)")
-        ckpt = load_checkpoint(last_path)
+        ckpt = load_checkpoint(_last_checkpoint(work))
         state = ckpt.get("training")
         if state is None or set(state["optimizers"]) != set(tasks):
             raise UserError(f"--resume: {last_path} was not written by a training run of these models")
@@ -85,7 +89,7 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
                 models[name].load_state_dict(layout.entry(ckpt, name)["state_dict"])
             except RuntimeError:
                 raise UserError(f"--resume: {last_path} holds a {name} model of another architecture than the "
-                                "config's (model.* changed?); resume with the config it was trained with, or "
+                                "config's (model.* or data.streams changed?); resume with the config it was trained with, or "
                                 "start in a new --work-dir") from None
             optimizers[name].load_state_dict(state["optimizers"][name])
             scalers[name].load_state_dict(state["scalers"][name])
@@ -230,8 +234,8 @@ def _train_detector(cfg, work_dir, ctx: DistContext, resume: bool, progress: boo
 
 
 def _resumed_video_classifier(work: Path, resume: bool) -> dict | None:
-    last = work / "checkpoints" / "last.pt"
-    return load_checkpoint(last).get("video_classifier") if resume and last.is_file() else None
+    """The classifier of the run being resumed (checked to exist before any training)."""
+    return load_checkpoint(_last_checkpoint(work)).get("video_classifier") if resume else None
 
 
 def _fit_video_classifier(cfg, videos, ctx: DistContext, progress: bool) -> dict:

@@ -110,15 +110,16 @@ def detections(results: Any, gt: GroundTruth, classes: list[str], avoid: Iterabl
         raise UserError(f"{source}: label {bad!r} is not a class of the ground truth; "
                         f"the classes are {classes[:5]}{'...' if len(classes) > 5 else ''}") from None
     seg = _floats(segments, (len(segments), 2), source, "segment")
+    score = _floats(scores, (len(scores),), source, "score")
+    video = np.repeat(np.array([v for v, _ in vids], dtype=np.int64), [n for _, n in vids]).astype(np.int64)
     reversed_ = seg[:, 0] > seg[:, 1]
     if reversed_.any():  # repaired as the proposal readers repair theirs
+        first = int(np.argmax(reversed_))
         log = RepairLog()
-        log.add("detections with start after end (swapped)", f"{segments[int(np.argmax(reversed_))]}",
+        log.add("detections with start after end (swapped)", f"{gt.video_ids[video[first]]} {segments[first]}",
                 int(reversed_.sum()))
         log.report(source)
         seg[reversed_] = seg[reversed_, ::-1]
-    score = _floats(scores, (len(scores),), source, "score")
-    video = np.repeat(np.array([v for v, _ in vids], dtype=np.int64), [n for _, n in vids]).astype(np.int64)
     return Detections(video, seg, label_idx, score)
 
 
