@@ -155,10 +155,11 @@ _POSITIVE = (lambda v: v > 0, "above 0")
 _FRACTION = (lambda v: 0 <= v < 1, "in [0, 1)")
 # numeric keys and the range each must lie in, checked when the config loads (not hours into a run)
 _RANGES = {
+    "data.fps": _POSITIVE, "data.feature_stride": _AT_LEAST_1, "data.feature_window": _AT_LEAST_1,
     "model.hidden_dim": _AT_LEAST_1, "model.num_classes": _AT_LEAST_1, "model.cls_hidden": _AT_LEAST_1,
     "model.loc_hidden": _AT_LEAST_1, "model.dropout": _FRACTION, "model.loc_dropout": _FRACTION,
     "model.extend_ratio": (lambda v: v >= 0, "at least 0"),
-    "train.epochs": _AT_LEAST_1, "train.lr": _POSITIVE, "train.momentum": _FRACTION,
+    "train.threads": (lambda v: v >= 0, "0 (torch's default) or a positive count"), "train.epochs": _AT_LEAST_1, "train.lr": _POSITIVE, "train.momentum": _FRACTION,
     "train.weight_decay": (lambda v: v >= 0, "at least 0"), "train.lr_gamma": _POSITIVE,
     "train.videos_per_batch": _AT_LEAST_1, "train.sample_scale": _AT_LEAST_1, "train.val_fraction": _FRACTION,
     "train.val_every": (lambda v: v >= 0, "at least 0 (0 and 1: every epoch)"), "train.ohem_ratio": (lambda v: 0 < v <= 1, "in (0, 1]"),
@@ -247,15 +248,19 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def _value(cfg: Config, key: str) -> Any:
+    """The value of a dotted ``section.name`` key."""
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
 def _validate(cfg: Config) -> None:
     for key, choices in _CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
+        value = _value(cfg, key)
         if value not in choices:
             raise UserError(f"config key {key}: unknown value {value!r} (choose one of: {', '.join(choices)})")
     for key, (ok, what) in _RANGES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
+        value = _value(cfg, key)
         if not ok(value):
             raise UserError(f"config key {key}: {value!r} must be {what}")
     if not cfg.eval.tiou or not all(0 < t <= 1 for t in cfg.eval.tiou):
@@ -266,10 +271,6 @@ def _validate(cfg: Config) -> None:
     for name, cols in cfg.data.streams.items():
         if len(cols) != 2 or not 0 <= cols[0] < cols[1]:
             raise UserError(f"config key data.streams.{name}: expected [first_column, end_column], got {cols}")
-    if cfg.data.feature_stride <= 0 or cfg.data.feature_window <= 0 or cfg.data.fps <= 0:
-        raise UserError("config keys data.feature_stride, data.feature_window and data.fps must be positive")
-    if cfg.train.threads < 0:
-        raise UserError("config key train.threads: expected 0 (torch's default) or a positive count")
     if len(cfg.train.samples_per_video) != 3:
         raise UserError("config key train.samples_per_video: expected [foreground, incomplete, background]")
     p = cfg.proposals

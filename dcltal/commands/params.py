@@ -29,14 +29,9 @@ def run(args: argparse.Namespace) -> int:
     dim = end - first
     with torch.device("meta"):
         counts = Detector.from_config(cfg.model, dim, cfg.model.num_classes).parameter_counts()
-    if args.json:
-        print(json.dumps(counts))
-        return 0
-    print(f"one stream's detector ({stream}: D = {dim}), C = {cfg.model.num_classes}, variant {cfg.model.variant}, "
-          f"D_h = {cfg.model.hidden_dim}, regression {cfg.model.regression}")
-    for name, n in counts.items():
-        print(f"  {name:<14} {n:>12,}  ({n / 1e6:.2f}M)")
-    return 0
+    return _report(counts, f"one stream's detector ({stream}: D = {dim}), C = {cfg.model.num_classes}, variant "
+                           f"{cfg.model.variant}, D_h = {cfg.model.hidden_dim}, regression {cfg.model.regression}",
+                   args.json, 14)
 
 
 def _generator_counts(cfg, as_json: bool) -> int:
@@ -49,11 +44,16 @@ def _generator_counts(cfg, as_json: bool) -> int:
     counts = {name: sum(p.numel() for m in mods for p in m.parameters()) for name, mods in parts.items()}
     counts["proposal_evaluation"] += model.sample_bias.numel()
     counts = {"total": sum(p.numel() for p in model.parameters()), **counts}
+    return _report(counts, f"the built-in proposal generator (BMN-style), input {width} columns (all streams), "
+                           f"T = {cfg.proposals.temporal_scale}, D = {cfg.proposals.max_duration}", as_json, 20)
+
+
+def _report(counts: dict[str, int], header: str, as_json: bool, name_width: int) -> int:
+    """Print ``counts`` as JSON, or under ``header`` a line a part."""
     if as_json:
         print(json.dumps(counts))
         return 0
-    print(f"the built-in proposal generator (BMN-style), input {width} columns (all streams), "
-          f"T = {cfg.proposals.temporal_scale}, D = {cfg.proposals.max_duration}")
+    print(header)
     for name, n in counts.items():
-        print(f"  {name:<20} {n:>12,}  ({n / 1e6:.2f}M)")
+        print(f"  {name:<{name_width}} {n:>12,}  ({n / 1e6:.2f}M)")
     return 0

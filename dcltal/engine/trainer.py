@@ -217,6 +217,7 @@ def _train_detector(cfg, work_dir, ctx: DistContext, resume: bool, progress: boo
     tasks, videos, coder = detector_tasks(cfg, progress=progress and ctx.is_main)
     first = next(iter(tasks.values()))
     fields = {**_fields(cfg, videos.classes), "coder": coder.state(), "video_classifier": None}
+    level = None  # the held-out videos' video-level scores, which validation multiplies in (rank 0 validates)
     if ctx.is_main and cfg.infer.video_scores == "builtin":
         # before the detector, so that validation scores the held-out videos as inference will the test
         # videos; trained on the detector's training videos only, so the held-out ones stay unseen
@@ -225,9 +226,8 @@ def _train_detector(cfg, work_dir, ctx: DistContext, resume: bool, progress: boo
             states = _fit_video_classifier(cfg, first.train, ctx, progress)
         fields["video_classifier"] = states
         level = _held_out_video_scores(states, first.val, cfg, ctx)
-        for task in tasks.values():
-            task.val_video_scores = level
-    level = first.val_video_scores
+    for task in tasks.values():
+        task.val_video_scores = level
     joint = (lambda models: validate_detectors(dict(models), first.val, coder, cfg, level)) if len(tasks) > 1 else None
     _, chosen = fit(tasks, cfg.train, work_dir, Layout("streams", fields, joint), ctx, resume, progress)
     return chosen
