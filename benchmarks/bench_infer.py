@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import resource
 import sys
@@ -39,9 +38,10 @@ from dcltal.engine.video_classifier import VideoClassifier
 from dcltal.io import write_json
 from dcltal.model.detector import Detector
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_model import D, PROPOSALS, test_entries  # noqa: E402  the same test set as the model's benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
-ANNOTATIONS = ROOT.parent / "shared/data/thumos14/actionformer/thumos14.json"
-D, PROPOSALS = 1024, 800
 
 
 class Clock:
@@ -82,15 +82,10 @@ class SyntheticVideo:
 
 def test_set(count: int, seed: int = 0) -> list[tuple[str, TimeGrid, float, int, np.ndarray]]:
     """(id, grid, duration, T, proposals [800, 3]) of ``count`` evenly spaced test videos (all 212 by default)."""
-    db = json.loads(ANNOTATIONS.read_text())["database"]
     rng = np.random.default_rng(seed)
     out = []
-    for vid, v in sorted(db.items()):
-        if v["subset"].lower() != "test":
-            continue
-        grid = TimeGrid(fps=float(v["fps"]), stride=4, window=16)
+    for vid, v, grid, t in test_entries():
         frames = v["duration"] * v["fps"]
-        t = max(1, int((frames - 16) // 4) + 1)
         length = rng.uniform(10, 300, PROPOSALS)
         start = rng.uniform(0, np.maximum(frames - length, 1.0))
         props = np.stack([start / grid.fps, (start + length) / grid.fps, rng.uniform(0, 1, PROPOSALS)], 1)

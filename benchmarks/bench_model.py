@@ -52,7 +52,9 @@ def matmul_gflops(dtype: torch.dtype, n: int = 4096, reps: int = 5) -> tuple[flo
     return 2 * n**3 / wall / 1e9, 2 * n**3 / cpu / 1e9
 
 
-def test_videos() -> list[tuple[str, TimeGrid, int]]:
+def test_entries() -> list[tuple[str, dict, TimeGrid, int]]:
+    """(id, annotation entry, grid, T) of the 212 THUMOS14 test videos on the stride-4 / window-16 grid
+    (also benchmarks/bench_infer.py's input)."""
     db = json.loads(ANNOTATIONS.read_text())["database"]
     out = []
     for vid, v in sorted(db.items()):
@@ -60,8 +62,12 @@ def test_videos() -> list[tuple[str, TimeGrid, int]]:
             continue
         grid = TimeGrid(fps=float(v["fps"]), stride=4, window=16)
         frames = v["duration"] * v["fps"]
-        out.append((vid, grid, max(1, int((frames - 16) // 4) + 1)))
+        out.append((vid, v, grid, max(1, int((frames - 16) // 4) + 1)))
     return out
+
+
+def test_videos() -> list[tuple[str, TimeGrid, int]]:
+    return [(vid, grid, t) for vid, _, grid, t in test_entries()]
 
 
 def make_video(grid: TimeGrid, t: int, seed: int):
