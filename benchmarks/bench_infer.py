@@ -3,7 +3,7 @@
 built-in video-level classifier's scores, both streams' detectors, RGB:Flow 5:6 fusion, video-level
 scores fused in, top-k pairs, per-class NMS) and the results JSON written atomically.
 
-    .venv/bin/python benchmarks/bench_infer.py [--videos 212] [--repeats 1] [--threads N]
+    .venv/bin/python benchmarks/bench_infer.py [--videos 212] [--repeats 1] [--threads N] [--untuned]
 
 Input: the 212 test videos' real durations and fps (../shared/data/thumos14/actionformer/thumos14.json)
 on the feature grid stride 4, window 16, two streams of D = 1024 random non-negative features (made in
@@ -25,21 +25,26 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-import torch
+from dcltal.runtime import tune_process
 
-import dcltal.engine.inference as inference
-import dcltal.engine.predictor as predictor_module
-from dcltal.config import load_config
-from dcltal.data.grid import TimeGrid
-from dcltal.engine.checkpoint import save_checkpoint
-from dcltal.engine.predictor import Predictor
-from dcltal.engine.video_classifier import VideoClassifier
-from dcltal.io import write_json
-from dcltal.model.detector import Detector
+if "--untuned" not in sys.argv:  # the dcltal command's process settings (dcltal/runtime.py), before torch loads
+    tune_process()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import dcltal.engine.inference as inference  # noqa: E402
+import dcltal.engine.predictor as predictor_module  # noqa: E402
+from dcltal.config import load_config  # noqa: E402
+from dcltal.data.grid import TimeGrid  # noqa: E402
+from dcltal.engine.checkpoint import save_checkpoint  # noqa: E402
+from dcltal.engine.predictor import Predictor  # noqa: E402
+from dcltal.engine.video_classifier import VideoClassifier  # noqa: E402
+from dcltal.io import write_json  # noqa: E402
+from dcltal.model.detector import Detector  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_model import D, PROPOSALS, test_entries  # noqa: E402  the same test set as the model's benchmark
+from bench_model import D, PROPOSALS, test_entries  # noqa: E402  the same test set as the model's benchmark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,6 +116,8 @@ def main() -> None:
     p.add_argument("--videos", type=int, default=212, help="test videos (default all 212; fewer: evenly spaced)")
     p.add_argument("--repeats", type=int, default=1, help="runs; the figures are the fastest run's (by CPU time)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the cores)")
+    p.add_argument("--untuned", action="store_true", help="leave the process settings of dcltal/runtime.py "
+                   "(OpenMP spinning, malloc) at the system's defaults")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

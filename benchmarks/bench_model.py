@@ -3,6 +3,7 @@ per-proposal reference of tests/reference_model.py, on THUMOS14-sized input.
 
     .venv/bin/python benchmarks/bench_model.py [--videos 212] [--streams 2] [--train-videos 4]
                                                [--reference-proposals 16] [--bf16-videos 10] [--threads N] [--repeats 1]
+                                               [--untuned]
 
 Input: the 212 test videos' real durations and fps (../shared/data/thumos14/actionformer/thumos14.json)
 on the feature grid stride 4, window 16 (T up to ~12,500 snippets), D = 1024 random non-negative
@@ -24,8 +25,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from dcltal.runtime import tune_process
+
+if "--untuned" not in sys.argv:  # the dcltal command's process settings (dcltal/runtime.py), before torch loads
+    tune_process()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -34,6 +40,7 @@ from reference_model import reference_forward  # noqa: E402
 from dcltal.data.grid import TimeGrid  # noqa: E402
 from dcltal.model.batch import pack_videos  # noqa: E402
 from dcltal.model.detector import Detector  # noqa: E402
+from dcltal.ops import native  # noqa: E402
 
 ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared/data/thumos14/actionformer/thumos14.json"
 D, C, PROPOSALS = 1024, 20, 800
@@ -104,7 +111,7 @@ def run_inference(models, videos, autocast=False, repeats=1):
             t0, c0 = time.perf_counter(), time.process_time()
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                 for m in models:
-                    out = m(batch)
+                    out = m(batch, reconstruction=False)
                     m.scores(out)
             runs.append((time.process_time() - c0, time.perf_counter() - t0))
         c, w = min(runs)
@@ -147,11 +154,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="float32 inference runs a video; the least counts")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the cores); 1 gives "
                    "CPU-seconds that a loaded machine inflates least (no OpenMP spinning on a descheduled thread)")
+    p.add_argument("--untuned", action="store_true", help="leave the process settings of dcltal/runtime.py "
+                   "(OpenMP spinning, malloc) at the system's defaults")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}; "
+          f"process settings: {'system defaults' if args.untuned else 'dcltal runtime.tune_process()'}; region "
+          f"pooling: {'compiled kernel' if native.library() is not None else 'torch (no compiled kernel)'}")
     (g32, c32), (g16, c16) = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     print(f"matmul 4096^3: float32 {g32:.0f} GFLOP/s ({c32:.0f} GFLOP per CPU-second), "
           f"bfloat16 {g16:.0f} GFLOP/s ({c16:.0f} per CPU-second)")
@@ -209,7 +220,7 @@ def main() -> None:
             reference_forward(models[0], small)
             ref_time += time.perf_counter() - t0
             t0 = time.perf_counter()
-            models[0](batch)
+            models[0](batch, reconstruction=False)
             fast_time += time.perf_counter() - t0
         ref_props += args.reference_proposals
     ref_per_video = ref_time / ref_props * PROPOSALS

@@ -10,6 +10,7 @@ import sys
 
 from dcltal import __version__
 from dcltal.errors import UserError
+from dcltal.runtime import tune_process
 
 COMMANDS = {  # name: (module, one-line help)
     "synth": ("dcltal.commands.synth", "write the synthetic benchmark (annotations, features, proposals)"),
@@ -66,6 +67,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    tune_process()  # before a command's module imports torch
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)

@@ -39,7 +39,7 @@ class MeanDetector(nn.Module):
         self.reg = nn.Linear(D, 2 * C if class_specific else 2)
         self.class_specific = class_specific
 
-    def forward(self, batch, cls_feature="cls", loc_feature="loc"):
+    def forward(self, batch, cls_feature="cls", loc_feature="loc", reconstruction=True):
         pooled = torch.stack([batch.features[lo:hi].mean(0) for lo, hi in batch.regions[:, 0].tolist()])
         reg = 0.1 * self.reg(pooled)
         return Out(self.cls(pooled), self.com(pooled), reg.reshape(-1, C, 2) if self.class_specific else reg)

@@ -48,9 +48,10 @@ class SplitDetector(nn.Module):
         super().__init__()
         self.cls_model, self.loc_model = cls_model, loc_model
 
-    def forward(self, batch, cls_feature: str = "cls", loc_feature: str = "loc"):
-        cls_out = self.cls_model(batch, cls_feature=cls_feature, loc_feature=loc_feature)
-        loc_out = self.loc_model(batch, cls_feature=cls_feature, loc_feature=loc_feature)
+    def forward(self, batch, cls_feature: str = "cls", loc_feature: str = "loc", reconstruction: bool = True):
+        cls_out = self.cls_model(batch, cls_feature=cls_feature, loc_feature=loc_feature, reconstruction=False)
+        loc_out = self.loc_model(batch, cls_feature=cls_feature, loc_feature=loc_feature,
+                                 reconstruction=reconstruction)
         return dataclasses.replace(loc_out, cls_logits=cls_out.cls_logits)
 
     def scores(self, out) -> torch.Tensor:
@@ -82,7 +83,7 @@ def stream_predictions(
     was_training = model.training
     model.eval()
     try:
-        out = model(batch, cls_feature=cls_feature, loc_feature=loc_feature)
+        out = model(batch, cls_feature=cls_feature, loc_feature=loc_feature, reconstruction=False)
         scores = model.scores(out).float()  # [N, C]
     finally:
         model.train(was_training)

@@ -10,7 +10,8 @@ For a region (a proposal or one of its extended regions) with snippet features F
 The linear maps W_a and W_l are applied once per snippet and then pooled per region (attention in
 tiles of nearby regions, means from the same tiles), or, where a call has fewer regions than snippets,
 the features are pooled first and the maps applied once per region: the same numbers (the maps are
-linear), the smaller cost. f_O by a sparse table.
+linear), the smaller cost. f_O by a sparse table; without autograd on the CPU, f_O, the attention and
+the mean in one compiled pass over each region (:mod:`dcltal.ops.native`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcltal.ops.pooling import region_attention_mean, region_max
+from dcltal.ops import native
+from dcltal.ops.pooling import ATTENTION_EPS, COS_EPS, region_attention_mean, region_max
 
 
 class ContextAggregator(nn.Module):
@@ -38,17 +40,21 @@ class ContextAggregator(nn.Module):
         video_max: torch.Tensor,  # [V, D] Eq. 9 per video, of the original features
         region_video: torch.Tensor,  # [R] video of each region
     ) -> torch.Tensor:  # [R, D]
-        f_o = region_max(features, lo, hi)  # [R, D] Eq. 6
-        if lo.shape[0] < features.shape[0]:
+        pool_first = lo.shape[0] < features.shape[0]
+        if pool_first:
             # fewer regions than snippets: pool F first, then map each region once (W_a, W_l are linear,
             # so W_a sum_t a(t) F(t) = sum_t a(t) W_a F(t) and mean_t W_l F(t) = W_l mean_t F(t))
-            attended, local = region_attention_mean(f_o, features, features, features, lo, hi)  # [R, D] each
-            attended, local = F.linear(attended, self.attended.weight), F.linear(local, self.local.weight)
+            values = mean_values = features
         else:  # the maps once per snippet ([S, D/2] each), then pooled
-            half = self.proposal.out_features
             per_snippet = F.linear(features, torch.cat([self.attended.weight, self.local.weight]))  # [S, D]
-            wa_f, wl_f = per_snippet.split(half, dim=-1)
-            attended, local = region_attention_mean(f_o, features, wa_f, wl_f, lo, hi)  # [R, D/2] each
+            values, mean_values = per_snippet.split(self.proposal.out_features, dim=-1)
+        if native.usable(features, values, mean_values):
+            f_o, attended, local = native.region_pool(features, values, mean_values, lo, hi, COS_EPS, ATTENTION_EPS)
+        else:
+            f_o = region_max(features, lo, hi)  # [R, D] Eq. 6
+            attended, local = region_attention_mean(f_o, features, values, mean_values, lo, hi)
+        if pool_first:
+            attended, local = F.linear(attended, self.attended.weight), F.linear(local, self.local.weight)
         f_a = self.proposal(f_o) + attended + self.attended.bias  # Eq. 7-8
         f_g = self.video(video_max)[region_video] + local + self.local.bias  # Eq. 10
         return torch.cat([f_a, f_g], dim=-1)  # Eq. 11

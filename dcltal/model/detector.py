@@ -28,7 +28,8 @@ class DetectorOutput:
     cls_logits: torch.Tensor  # [N, C + 1], index 0 = background (Eq. 12)
     completeness: torch.Tensor  # [N, C] (Eq. 13)
     regression: torch.Tensor  # [N, 2] agnostic (Eq. 14), or [N, C, 2] class_specific
-    reconstruction: torch.Tensor  # [N] L_rec of each proposal (Eq. 3); zeros where the variant has no decoder
+    reconstruction: torch.Tensor | None  # [N] L_rec of each proposal (Eq. 3); zeros where the variant has no
+    # decoder; None where the forward was asked for none (inference)
 
 
 def video_max(x: torch.Tensor, video_offsets: torch.Tensor) -> torch.Tensor:
@@ -76,13 +77,15 @@ class Detector(nn.Module):
             out["reconstruction"] = error
         return out
 
-    def forward(self, batch: PackedBatch, cls_feature: str = "cls", loc_feature: str = "loc") -> DetectorOutput:
+    def forward(self, batch: PackedBatch, cls_feature: str = "cls", loc_feature: str = "loc",
+                reconstruction: bool = True) -> DetectorOutput:
         """``cls_feature`` / ``loc_feature``: which disentangled feature the classification branch and
-        the localization branch aggregate (Table 2 regrouping at test time; "cls" / "loc" by default)."""
+        the localization branch aggregate (Table 2 regrouping at test time; "cls" / "loc" by default).
+        ``reconstruction``: whether to compute L_rec (Eq. 3; only the loss needs it)."""
         if cls_feature not in FEATURES or loc_feature not in FEATURES:
             raise ValueError(f"cls_feature / loc_feature must be one of {FEATURES}")
         x = batch.features  # [S, D]
-        f_cls, f_loc, error = self.disentangle(x)
+        f_cls, f_loc, error = self.disentangle(x, reconstruct=reconstruction)
         feats = {"cls": f_cls, "loc": f_loc}
         global_max = video_max(x, batch.video_offsets)  # [V, D]
         regions = batch.regions  # [N, 3, 2]: centre, left, right
@@ -93,7 +96,9 @@ class Detector(nn.Module):
         agg_loc = self.aggregate_loc(feats[loc_feature], flat[:, 0], flat[:, 1], global_max,
                                      batch.proposal_video.repeat_interleave(3))  # [3N, D]
         completeness, regression = self.loc_head(agg_loc.view(n, 3 * self.dim))  # [f_L, f_loc, f_R], no copy
-        if error is None:
+        if not reconstruction:
+            rec = None
+        elif error is None:
             rec = x.new_zeros(n)
         else:
             rec = region_mean(error.unsqueeze(1), centre[:, 0], centre[:, 1]).squeeze(1)  # [N]

@@ -58,29 +58,34 @@ class Disentangler(nn.Module):
         """The encoders in the decoder's column order: cls, com, loc (cls, loc without a common part)."""
         return [m for m in (self.enc_cls, self.enc_com, self.enc_loc) if m is not None]
 
-    def forward(self, y: torch.Tensor):
-        """y [S, D] -> (F_cls [S, D], F_loc [S, D], error [S]). Without autograd (inference) the snippets
-        run in chunks of ROWS_PER_CHUNK, so that the decodes' [rows, D] intermediates stay in cache;
-        ``random`` takes its noise scale over the whole batch, so it always runs whole."""
+    def forward(self, y: torch.Tensor, reconstruct: bool = True):
+        """y [S, D] -> (F_cls [S, D], F_loc [S, D], error [S], or None without ``reconstruct``: inference
+        needs no Eq. 2-3). Without autograd (inference) the snippets run in chunks of ROWS_PER_CHUNK, so
+        that the decodes' [rows, D] intermediates stay in cache; ``random`` takes its noise scale over the
+        whole batch, so it always runs whole."""
         encs = self.encoders()
         weight = torch.cat([e.weight for e in encs])  # [P * D_h, D], one matmul for Eq. 1
         bias = torch.cat([e.bias for e in encs])
         if torch.is_grad_enabled() or self.mode == "random" or y.shape[0] <= ROWS_PER_CHUNK:
-            return self._decode(y, weight, bias)
+            return self._decode(y, weight, bias, reconstruct)
         for a in range(0, y.shape[0], ROWS_PER_CHUNK):
             rows = slice(a, a + ROWS_PER_CHUNK)
-            c, lo_, e = self._decode(y[rows], weight, bias)
+            c, lo_, e = self._decode(y[rows], weight, bias, reconstruct)
             if a == 0:  # the outputs in the decodes' dtype (bfloat16 under autocast)
-                f_cls, f_loc, error = c.new_empty(y.shape), c.new_empty(y.shape), e.new_empty(y.shape[0])
-            f_cls[rows], error[rows] = c, e
+                f_cls, f_loc = c.new_empty(y.shape), c.new_empty(y.shape)
+                error = e.new_empty(y.shape[0]) if reconstruct else None
+            f_cls[rows] = c
+            if reconstruct:
+                error[rows] = e
             if lo_ is not c:
                 f_loc[rows] = lo_
         if self.mode == "only_common":
             f_loc = f_cls
         return f_cls, f_loc, error
 
-    def _decode(self, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
-        """Eq. 1-5 on the rows ``y`` [S, D], with the encoders stacked (``weight`` [P * D_h, D], ``bias``).
+    def _decode(self, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, reconstruct: bool):
+        """Eq. 1-5 on the rows ``y`` [S, D], with the encoders stacked (``weight`` [P * D_h, D], ``bias``);
+        Eq. 2-3 only where ``reconstruct`` (else the error is None).
         The decoder is linear before its ReLU, so each decode is the bias plus the products of the parts
         it keeps with their column blocks of W_d, accumulated by ``addmm`` (a zero part contributes
         nothing): one product per part for all three decodes."""
@@ -91,13 +96,15 @@ class Disentangler(nn.Module):
             (h_cls, h_loc), (w_cls, w_loc) = h, blocks
             cls_pre = torch.addmm(b, h_cls, w_cls)  # W_d [H_cls, 0] + b
             loc_part = h_loc @ w_loc
-            loc_pre, y_pre = loc_part + b, cls_pre + loc_part
-            return F.relu(cls_pre), F.relu(loc_pre), reconstruction_error(y, F.relu(y_pre))
+            error = reconstruction_error(y, F.relu(cls_pre + loc_part)) if reconstruct else None
+            return F.relu(cls_pre), F.relu(loc_part + b), error
         (h_cls, h_com, h_loc), (w_cls, w_com, w_loc) = h, blocks
         com = torch.addmm(b, h_com, w_com)  # [S, D] W_d [0, H_com, 0] + b
         if self.mode == "only_common":
-            y_pre = torch.addmm(torch.addmm(com, h_cls, w_cls), h_loc, w_loc)
             common = F.relu(com)
+            if not reconstruct:
+                return common, common, None
+            y_pre = torch.addmm(torch.addmm(com, h_cls, w_cls), h_loc, w_loc)
             return common, common, reconstruction_error(y, F.relu(y_pre))
         cls_pre = torch.addmm(com, h_cls, w_cls)  # W_d [H_cls, H_com, 0] + b
         if self.mode == "random":
@@ -105,8 +112,10 @@ class Disentangler(nn.Module):
             noise_cls = torch.randn_like(h_cls) * h_cls.detach().std()
             f_cls = F.relu(torch.addmm(cls_pre, noise_loc, w_loc))
             f_loc = F.relu(torch.addmm(torch.addmm(com, h_loc, w_loc), noise_cls, w_cls))
-            y_hat = F.relu(torch.addmm(cls_pre, h_loc, w_loc))
-            return f_cls, f_loc, reconstruction_error(y, y_hat)
+            error = reconstruction_error(y, F.relu(torch.addmm(cls_pre, h_loc, w_loc))) if reconstruct else None
+            return f_cls, f_loc, error
+        if not reconstruct:  # Eq. 4, Eq. 5; the pre-activations are not needed again
+            return cls_pre.relu_(), torch.addmm(com, h_loc, w_loc).relu_(), None
         loc_part = h_loc @ w_loc  # [S, D]
         y_hat = F.relu(cls_pre + loc_part)  # Eq. 2
         return F.relu(cls_pre), F.relu(com + loc_part), reconstruction_error(y, y_hat)  # Eq. 4, Eq. 5
@@ -132,7 +141,7 @@ class SharedMLP(nn.Module):
         super().__init__()
         self.mlp = SnippetMLP(dim, 3 * hidden)
 
-    def forward(self, y: torch.Tensor):
+    def forward(self, y: torch.Tensor, reconstruct: bool = True):
         f = self.mlp(y)
         return f, f, None
 
@@ -146,14 +155,14 @@ class TwoMLPs(nn.Module):
         self.mlp_cls = SnippetMLP(dim, 3 * hidden // 2)
         self.mlp_loc = SnippetMLP(dim, 3 * hidden // 2)
 
-    def forward(self, y: torch.Tensor):
+    def forward(self, y: torch.Tensor, reconstruct: bool = True):
         return self.mlp_cls(y), self.mlp_loc(y), None
 
 
 class Original(nn.Module):
     """``baseline`` (Table 1, first row: the A-Net alone): both branches aggregate the original features."""
 
-    def forward(self, y: torch.Tensor):
+    def forward(self, y: torch.Tensor, reconstruct: bool = True):
         return y, y, None
 
 
