@@ -44,7 +44,7 @@ from dcltal.io import write_json  # noqa: E402
 from dcltal.model.detector import Detector  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_model import D, PROPOSALS, test_entries  # noqa: E402  the same test set as the model's benchmark  # noqa: E402
+from bench_model import D, PROPOSALS, test_entries  # noqa: E402  the same test set as the model's benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -124,13 +124,13 @@ def region_pool(keys: torch.Tensor, values: torch.Tensor, mean_values: torch.Ten
                                  for t in (keys, values, mean_values))
     lo, hi = lo.long().contiguous(), hi.long().contiguous()
     r, d = lo.shape[0], keys.shape[1]
-    norms = keys.norm(dim=-1).clamp_min(cos_eps)
     f_o, att, mean = keys.new_empty(r, d), keys.new_empty(r, values.shape[1]), keys.new_empty(r, mean_values.shape[1])
     if r == 0:
         return f_o, att, mean
+    norms = keys.norm(dim=-1).clamp_min(cos_eps)
     order = torch.argsort(lo)
     work = torch.cumsum((hi - lo)[order], 0)
-    n = max(1, min(torch.get_num_threads(), r))
+    n = min(torch.get_num_threads(), r)
     cuts = [0, *torch.searchsorted(work, work[-1] * torch.arange(1, n) // n, right=True).tolist(), r]
     name, real = FUNCTIONS[keys.dtype]
     fn = getattr(library(), name)
