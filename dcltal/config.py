@@ -51,6 +51,8 @@ class ModelConfig:
     loc_dropout: float = 0.0
     extend_ratio: float = 0.5  # each extended region is this fraction of the proposal's length
     regression: str = "agnostic"  # agnostic (Eq. 14: one start/end pair) | class_specific
+    head_norm: str = "none"  # none | layer: LayerNorm on the aggregated features before the heads (docs/training.md)
+    input_norm: str = "none"  # none | rms: each channel divided by its RMS over the training split (docs/training.md)
 
 
 @dataclass
@@ -66,8 +68,11 @@ class TrainConfig:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    lr_steps: list[int] = field(default_factory=list)
+    lr_steps: list[int] = field(default_factory=list)  # schedule: step
     lr_gamma: float = 0.1
+    schedule: str = "step"  # step | cosine (to 0 at the last epoch), set before every batch
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
+    clip_grad_norm: float = 0.0  # the gradients' global norm clipped to this (0: no clipping)
     videos_per_batch: int = 8
     # proposal labelling (SSN / P-GCN THUMOS14 values)
     fg_iou: float = 0.7
@@ -161,6 +166,7 @@ _RANGES = {
     "model.extend_ratio": (lambda v: v >= 0, "at least 0"),
     "train.threads": (lambda v: v >= 0, "0 (torch's default) or a positive count"), "train.epochs": _AT_LEAST_1, "train.lr": _POSITIVE, "train.momentum": _FRACTION,
     "train.weight_decay": (lambda v: v >= 0, "at least 0"), "train.lr_gamma": _POSITIVE,
+    "train.warmup_epochs": (lambda v: v >= 0, "at least 0"), "train.clip_grad_norm": (lambda v: v >= 0, "at least 0"),
     "train.videos_per_batch": _AT_LEAST_1, "train.sample_scale": _AT_LEAST_1, "train.val_fraction": _FRACTION,
     "train.val_every": (lambda v: v >= 0, "at least 0 (0 and 1: every epoch)"), "train.ohem_ratio": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "infer.top_k": _AT_LEAST_1, "infer.max_detections": _AT_LEAST_1,
@@ -175,8 +181,11 @@ _CHOICES = {
     "model.kind": ("detector", "proposals"),
     "model.variant": VARIANTS,
     "model.regression": ("agnostic", "class_specific"),
+    "model.head_norm": ("none", "layer"),
+    "model.input_norm": ("none", "rms"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.optimizer": ("sgd", "adam", "adamw"),
+    "train.schedule": ("step", "cosine"),
     "infer.nms": ("hard", "soft"),
     "infer.order": ("fuse_first", "nms_first"),
     "infer.cls_feature": ("cls", "loc"),
@@ -328,8 +337,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return cfg
 
 
+# keys a stored config may lack, with the value that gives the model it was trained with (the default
+# may have changed since)
+_STORED_DEFAULTS = {("model", "head_norm"): "none", ("model", "input_norm"): "none"}
+
+
 def config_from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a config saved with :meth:`Config.to_dict` (e.g. from a checkpoint)."""
+    values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
+    for (section, key), value in _STORED_DEFAULTS.items():
+        if isinstance(values.get(section), dict):
+            values[section].setdefault(key, value)
     cfg = _build(Config, values, "")
     _validate(cfg)
     return cfg

@@ -3,13 +3,13 @@ schedule, determinism, the proposal generator through the same loop, and user mi
 from __future__ import annotations
 
 import csv
-from types import SimpleNamespace
+import math
 
 import pytest
 import torch
 
 from dcltal.cli import main
-from dcltal.config import load_config
+from dcltal.config import TrainConfig, load_config
 from dcltal.engine.checkpoint import FORMAT, load_checkpoint
 from dcltal.engine.detector_task import detector_tasks, validate_detectors
 from dcltal.engine.predictor import Predictor
@@ -143,8 +143,13 @@ def test_proposal_generator_trains_through_the_loop(bench):
 
 
 def test_schedule_and_seeds():
-    tc = SimpleNamespace(lr=0.1, lr_gamma=0.1, lr_steps=[2, 4])
+    tc = TrainConfig(lr=0.1, lr_gamma=0.1, lr_steps=[2, 4])
     assert [round(lr_at(e, tc), 12) for e in range(6)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    assert lr_at(1.99, tc) == 0.1  # a step takes effect at its epoch's first batch
+    cosine = TrainConfig(lr=0.1, schedule="cosine", epochs=10, warmup_epochs=2)
+    assert lr_at(0, cosine) == 0.0 and lr_at(1, cosine) == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi / 10)))
+    assert lr_at(5, cosine) == pytest.approx(0.05) and lr_at(10, cosine) == pytest.approx(0.0, abs=1e-12)
+    assert all(lr_at(e / 4, cosine) <= 0.1 for e in range(41))
     seeds = {epoch_seed(0, e, s, r) for e in range(-1, 3) for s in ("rgb", "flow") for r in (0, 1)}
     assert len(seeds) == 16 and epoch_seed(0, 1, "rgb") == epoch_seed(0, 1, "rgb") < 2**63
 

@@ -16,6 +16,7 @@ from torch import nn
 from dcltal.data.labelling import FOREGROUND, LabelledProposals, ProposalSampler, label_proposals, make_targets
 from dcltal.engine.checkpoint import cpu_state
 from dcltal.engine.dataset import VideoDataset
+from dcltal.engine.health import ActivityProbe, HealthCheck, health_terms
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
 from dcltal.model.losses import Targets
@@ -45,6 +46,17 @@ def fit_coder(kind: str, labelled: list[LabelledProposals]) -> SegmentCoder:
     return SegmentCoder.fit(kind, torch.from_numpy(proposals), torch.from_numpy(targets))
 
 
+def channel_rms(videos: VideoDataset, stream: str) -> torch.Tensor:
+    """[D] each channel's root mean square over every snippet of ``videos`` (model.input_norm: rms)."""
+    squares, count = None, 0
+    for v in videos:
+        x = np.asarray(v.features[stream], dtype=np.float64)
+        squares = (x * x).sum(0) if squares is None else squares + (x * x).sum(0)
+        count += x.shape[0]
+    rms = torch.from_numpy(np.sqrt(squares / max(count, 1))).float()
+    return torch.where(rms > 0, rms, torch.ones_like(rms))  # an all-zero channel stays as it is
+
+
 class DetectorTask:
     """One stream's detector for the generic loop: build the model, make batches of sampled
     proposals, compute Eq. 15, validate by mAP on the held-out videos."""
@@ -59,6 +71,8 @@ class DetectorTask:
         self.dim = train[0].features[stream].shape[1]
         self.classes = train.classes
         self.val_video_scores: dict[str, np.ndarray] | None = None  # video id -> [C], set by the trainer
+        self.probe: ActivityProbe | None = None  # the heads' ReLU activity, for the health check
+        self.health = HealthCheck()
 
     def __len__(self) -> int:
         return len(self.train)
@@ -69,7 +83,11 @@ class DetectorTask:
     def build_model(self) -> nn.Module:
         from dcltal.model.detector import Detector
 
-        return Detector.from_config(self.cfg.model, self.dim, len(self.classes))
+        model = Detector.from_config(self.cfg.model, self.dim, len(self.classes))
+        if self.cfg.model.input_norm == "rms":
+            model.set_input_scale(channel_rms(self.train, self.stream).clamp_min(1e-12).reciprocal())
+        self.probe = ActivityProbe(model)
+        return model
 
     def batches(self, generator: torch.Generator, indices: torch.Tensor | None = None) -> Iterator[tuple[PackedBatch, Targets]]:
         """Shuffled groups of ``train.videos_per_batch`` videos (of ``indices``, one process's shard,
@@ -96,8 +114,13 @@ class DetectorTask:
         packed, targets = packed.to(device), targets.to(device)
         out = model(packed)  # through DistributedDataParallel where wrapped, for its gradient hooks
         tc = self.cfg.train
-        return getattr(model, "module", model).losses(out, targets, packed, tc.lambda_reg, tc.lambda_com,
-                                                      tc.ohem_ratio, num_videos=packed.num_videos)
+        terms = getattr(model, "module", model).losses(out, targets, packed, tc.lambda_reg, tc.lambda_com,
+                                                       tc.ohem_ratio, num_videos=packed.num_videos)
+        return {**terms, **health_terms(self.probe, targets.labels)}
+
+    def check_health(self, epoch: int, row: dict[str, float]) -> None:
+        """Warn once if a head of this stream looks dead (engine/health.py); adds ``health_dead`` to ``row``."""
+        self.health(epoch, self.stream, row)
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         """mAP (averaged over ``eval.tiou``) of this stream alone on the held-out videos."""

@@ -1,11 +1,11 @@
 """Optimiser, learning-rate schedule and the seeds of each epoch (docs/training.md).
 
-The learning rate is a pure function of the epoch (step decay: ``lr * lr_gamma ** (number of
-lr_steps <= epoch)``), and every random draw of an epoch comes from seeds derived from (seed, epoch,
+The learning rate is a pure function of the epoch and the share of its batches done (:func:`lr_at`), and every random draw of an epoch comes from seeds derived from (seed, epoch,
 model name[, rank]); so a run resumed after a kill needs no scheduler state and repeats exactly.
 """
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -22,10 +22,17 @@ def build_optimizer(params, train_cfg) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
 
 
-def lr_at(epoch: int, train_cfg) -> float:
-    """Step decay: the base rate times ``lr_gamma`` once for every step in ``lr_steps`` at or before
-    ``epoch`` (0-based)."""
-    return train_cfg.lr * train_cfg.lr_gamma ** sum(epoch >= s for s in train_cfg.lr_steps)
+def lr_at(epoch: float, train_cfg) -> float:
+    """The rate at ``epoch`` (0-based; the fraction is the share of the epoch's batches done):
+    ``train.schedule`` step (the base rate times ``lr_gamma`` once for every step in ``lr_steps`` at or
+    before ``epoch``) or cosine (from the base rate at 0 to 0 at ``train.epochs``), times a linear
+    warm-up from 0 over the first ``train.warmup_epochs``."""
+    tc = train_cfg
+    if tc.schedule == "cosine":
+        lr = tc.lr * 0.5 * (1.0 + math.cos(math.pi * min(epoch / max(tc.epochs, 1), 1.0)))
+    else:
+        lr = tc.lr * tc.lr_gamma ** sum(epoch >= s for s in tc.lr_steps)
+    return lr * min(1.0, epoch / tc.warmup_epochs) if tc.warmup_epochs > 0 else lr
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -11,6 +11,7 @@ proposal_generation.py: the proposal generator)::
     validate(model) -> {score_name: x, ...}          # {} where nothing is held out
     checkpoint_entry(model) -> {"state_dict": ..., ...}
     num_batches(indices) -> int                      # optional: the progress bar's total
+    check_health(epoch, row) -> None                 # optional: warn of a dead model from an epoch's means
 
 :func:`fit` trains several tasks in lock step (an epoch of each, then validation), so that every
 epoch's last.pt holds all of them and best.pt is chosen by one score (the streams' fused mAP for the
@@ -104,12 +105,15 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
     epochs = tqdm(range(start, tc.epochs), initial=start, total=tc.epochs, desc="epochs", unit="epoch",
                   disable=not show, file=sys.stderr)
     for epoch in epochs:
-        lr = lr_at(epoch, tc)
+        lr = lr_at(epoch, tc)  # the epoch's first batch's (each batch sets its own)
         rows = {}
         for name, task in tasks.items():
-            set_lr(optimizers[name], lr)
             rows[name] = {"lr": lr, **_train_epoch(task, wrapped[name], optimizers[name], scalers[name], tc, ctx,
                                                    epoch, name, show)}
+        if ctx.is_main:
+            for name, task in tasks.items():
+                if hasattr(task, "check_health"):
+                    task.check_health(epoch + 1, rows[name])
         validate = (epoch + 1) % max(tc.val_every, 1) == 0 or epoch + 1 == tc.epochs
         score = None
         if validate and ctx.is_main:
@@ -154,10 +158,14 @@ def _train_epoch(task, model: nn.Module, optimizer, scaler, tc, ctx: DistContext
     bar = tqdm(task.batches(generator, indices), total=total, desc=f"epoch {epoch + 1}/{tc.epochs} {name}",
                unit="batch", leave=False, disable=not show, file=sys.stderr)
     for batch in bar:
+        set_lr(optimizer, lr_at(epoch + (count / total if total else 0.0), tc))
         with autocast(ctx.device, tc.amp):
             losses = task.losses(model, batch, generator)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["total"]).backward()
+        if tc.clip_grad_norm > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
         scaler.step(optimizer)
         scaler.update()
         for k, v in losses.items():

@@ -21,6 +21,7 @@ from dcltal.model.losses import Targets, detector_losses
 from dcltal.ops.pooling import region_mean
 
 FEATURES = ("cls", "loc")
+HEAD_NORMS = ("none", "layer")
 
 
 @dataclass
@@ -39,16 +40,29 @@ def video_max(x: torch.Tensor, video_offsets: torch.Tensor) -> torch.Tensor:
 
 
 class Detector(nn.Module):
+    """``head_norm``: "layer" puts a LayerNorm on each aggregated feature (Eq. 11) before the heads
+    (the lineage puts BatchNorm there; LayerNorm keeps every proposal independent of its batch, so a
+    batch split across processes gives the same gradients); "none" feeds Eq. 11's f to the heads.
+    ``input_scale`` (a buffer, ones until :meth:`set_input_scale`) multiplies each channel of the
+    original features before anything reads them (the training split's RMS per channel, so the
+    scale of a stream's features does not set the learning dynamics; non-negative I3D features stay
+    non-negative, which Eq. 2's ReLU decoder needs)."""
+
     def __init__(self, dim: int, num_classes: int, variant: str = "dnet", hidden_dim: int = 256,
                  cls_hidden: int = 1024, loc_hidden: int = 1536, dropout: float = 0.5, loc_dropout: float = 0.0,
-                 regression: str = "agnostic"):
+                 regression: str = "agnostic", head_norm: str = "none"):
         super().__init__()
         if regression not in ("agnostic", "class_specific"):
             raise ValueError(f"unknown regression {regression!r} (agnostic or class_specific)")
+        if head_norm not in HEAD_NORMS:
+            raise ValueError(f"unknown head_norm {head_norm!r} (one of {HEAD_NORMS})")
         self.dim, self.num_classes, self.variant = dim, num_classes, variant
+        self.register_buffer("input_scale", torch.ones(dim))
         self.disentangle = build_disentangler(variant, dim, hidden_dim)
         self.aggregate_cls = ContextAggregator(dim)
         self.aggregate_loc = ContextAggregator(dim)  # shared by the centre and both extended regions
+        norm = (lambda: nn.LayerNorm(dim)) if head_norm == "layer" else nn.Identity
+        self.cls_norm, self.loc_norm = norm(), norm()  # the latter shared by the three regions, as aggregate_loc
         self.cls_head = ClassificationHead(dim, cls_hidden, num_classes, dropout)
         self.loc_head = LocalizationHead(3 * dim, loc_hidden, num_classes, loc_dropout, regression == "class_specific")
 
@@ -56,21 +70,31 @@ class Detector(nn.Module):
     def from_config(cls, model_cfg, dim: int, num_classes: int) -> "Detector":
         return cls(dim, num_classes, variant=model_cfg.variant, hidden_dim=model_cfg.hidden_dim,
                    cls_hidden=model_cfg.cls_hidden, loc_hidden=model_cfg.loc_hidden, dropout=model_cfg.dropout,
-                   loc_dropout=model_cfg.loc_dropout, regression=model_cfg.regression)
+                   loc_dropout=model_cfg.loc_dropout, regression=model_cfg.regression, head_norm=model_cfg.head_norm)
+
+    def set_input_scale(self, scale: torch.Tensor) -> None:
+        """[D] the per-channel factor applied to the original features (kept in the state dict)."""
+        self.input_scale.copy_(scale)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the input scale existed: ones, which is what they trained with
+        state_dict.setdefault(prefix + "input_scale", torch.ones(self.dim))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters of each part (the keys of ``dcltal params --json``, CONTRACT §3): total, disentangle
         (whatever sits in the D-Net's place; 0 for baseline), aggregate (both aggregators) and per module."""
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
         parts = {name: count(getattr(self, name)) for name in
-                 ("disentangle", "aggregate_cls", "aggregate_loc", "cls_head", "loc_head")}
+                 ("disentangle", "aggregate_cls", "aggregate_loc", "cls_norm", "loc_norm", "cls_head", "loc_head")}
         return {"total": count(self), "disentangle": parts["disentangle"],
                 "aggregate": parts["aggregate_cls"] + parts["aggregate_loc"],
-                "heads": parts["cls_head"] + parts["loc_head"], **parts}
+                "heads": parts["cls_norm"] + parts["loc_norm"] + parts["cls_head"] + parts["loc_head"], **parts}
 
     def snippet_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-snippet features of one video ([T, D] original features) for plots (paper Fig. 1):
         {"original", "cls", "loc"} -> [T, D], and "reconstruction" -> [T] where the variant has a decoder."""
+        x = x * self.input_scale
         f_cls, f_loc, error = self.disentangle(x)
         out = {"original": x, "cls": f_cls, "loc": f_loc}
         if error is not None:
@@ -84,7 +108,7 @@ class Detector(nn.Module):
         ``reconstruction``: whether to compute L_rec (Eq. 3; only the loss needs it)."""
         if cls_feature not in FEATURES or loc_feature not in FEATURES:
             raise ValueError(f"cls_feature / loc_feature must be one of {FEATURES}")
-        x = batch.features  # [S, D]
+        x = batch.features * self.input_scale  # [S, D]
         f_cls, f_loc, error = self.disentangle(x, reconstruct=reconstruction)
         feats = {"cls": f_cls, "loc": f_loc}
         global_max = video_max(x, batch.video_offsets)  # [V, D]
@@ -95,14 +119,14 @@ class Detector(nn.Module):
         flat = regions[:, [1, 0, 2]].reshape(3 * n, 2)  # [3N, 2]: left, centre, right of each proposal in turn
         agg_loc = self.aggregate_loc(feats[loc_feature], flat[:, 0], flat[:, 1], global_max,
                                      batch.proposal_video.repeat_interleave(3))  # [3N, D]
-        completeness, regression = self.loc_head(agg_loc.view(n, 3 * self.dim))  # [f_L, f_loc, f_R], no copy
+        completeness, regression = self.loc_head(self.loc_norm(agg_loc).view(n, 3 * self.dim))  # [f_L, f_loc, f_R]
         if not reconstruction:
             rec = None
         elif error is None:
             rec = x.new_zeros(n)
         else:
             rec = region_mean(error.unsqueeze(1), centre[:, 0], centre[:, 1]).squeeze(1)  # [N]
-        return DetectorOutput(self.cls_head(agg_cls), completeness, regression, rec)
+        return DetectorOutput(self.cls_head(self.cls_norm(agg_cls)), completeness, regression, rec)
 
     def losses(self, out: DetectorOutput, targets: Targets, batch: PackedBatch, lambda_reg: float = 0.5,
                lambda_com: float = 0.5, ohem_ratio: float = 1 / 6, num_videos: int | None = None) -> dict[str, torch.Tensor]:

@@ -1,0 +1,92 @@
+"""The detector's training health check: a dead head is told in the first epochs, not after the run.
+
+Signs of a dead head, read from one stream's epoch means (docs/training.md, "Health check"):
+- completeness (Eq. 13): the hinge loss pinned at its margin (a constant output z gives
+  max(0, 1 - z) and max(0, 1 + z) averaging to 1 over balanced complete and hardest-incomplete
+  samples), or almost none of the localization MLP's hidden ReLUs active;
+- classification (Eq. 12): the cross-entropy no lower than the entropy of the batch's labels (what
+  predicting the label frequencies scores), or almost none of its hidden ReLUs active.
+The columns behind them (``health_*``) go into metrics.csv every epoch.
+"""
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+import torch
+from torch import nn
+
+ACTIVE_MIN = 0.05  # a head whose hidden ReLUs fire (on any sample of a batch) below this share is dead
+COM_PINNED = 0.01  # completeness loss within this of the hinge margin 1: a constant output
+CLS_STUCK = 0.95  # cross-entropy at or above this share of the labels' entropy: the frequencies guessed
+FIRST_EPOCH = 2  # the first epoch's means include the start from random weights
+HEADS = ("cls_head", "loc_head")
+
+
+class ActivityProbe:
+    """Forward hooks on a detector's head MLPs' ReLUs: after each training forward, ``active[head]``
+    is the share of hidden units positive on at least one sample of the batch."""
+
+    def __init__(self, model: nn.Module):
+        self.active: dict[str, torch.Tensor] = {}
+        for head in HEADS:
+            relu = next(m for m in getattr(model, head).mlp if isinstance(m, nn.ReLU))
+            relu.register_forward_hook(partial(self._record, head))
+
+    def _record(self, head: str, module: nn.Module, inputs, output: torch.Tensor) -> None:
+        if module.training:
+            self.active[head] = (output.detach() > 0).any(0).float().mean()
+
+
+def label_entropy(labels: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of the empirical distribution of ``labels`` [N] (>= 0): the cross-entropy of
+    predicting each label's frequency in this batch."""
+    p = torch.bincount(labels).float()
+    p = p[p > 0] / p.sum()
+    return -(p * p.log()).sum()
+
+
+def health_terms(probe: ActivityProbe, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The ``health_*`` values of one batch (logged beside the losses, never minimised)."""
+    terms = {f"health_{head.split('_')[0]}_active": a for head, a in probe.active.items()}
+    sampled = labels[labels >= 0]
+    if sampled.numel():
+        terms["health_cls_entropy"] = label_entropy(sampled)
+    return terms
+
+
+def diagnose(row: dict[str, float]) -> dict[str, str]:
+    """{head: what is wrong} for one stream's epoch means (the loss terms and health columns)."""
+    found = {}
+    com, loc_active = row.get("com"), row.get("health_loc_active")
+    if (com is not None and abs(com - 1.0) < COM_PINNED) or (loc_active is not None and loc_active < ACTIVE_MIN):
+        found["completeness"] = (f"completeness loss {com:.4f} at the hinge margin 1, "
+                                 f"{loc_active:.1%} of the localization head's ReLUs active")
+    cls, entropy, cls_active = row.get("cls"), row.get("health_cls_entropy"), row.get("health_cls_active")
+    if (cls is not None and entropy and cls >= CLS_STUCK * entropy) or (cls_active is not None and cls_active < ACTIVE_MIN):
+        found["classification"] = (f"classification loss {cls:.3f} against {entropy:.3f} for guessing the label "
+                                   f"frequencies, {cls_active:.1%} of its ReLUs active")
+    return found
+
+
+class HealthCheck:
+    """Checks each stream's epoch row from epoch FIRST_EPOCH on, adds ``health_dead`` (the number of
+    dead heads) to it, and warns once per stream and head on stderr with the likely fix."""
+
+    FIX = ("the features' scale or the learning rate is off for this optimiser: keep model.input_norm: rms "
+           "and model.head_norm: layer, try a lower train.lr or train.optimizer: adamw (docs/training.md, "
+           "'Health check')")
+
+    def __init__(self):
+        self.warned: set[tuple[str, str]] = set()
+
+    def __call__(self, epoch: int, stream: str, row: dict[str, float]) -> None:
+        if not any(k.startswith("health_") for k in row):
+            return
+        found = diagnose(row) if epoch >= FIRST_EPOCH else {}
+        row["health_dead"] = float(len(found))
+        for head, what in found.items():
+            if (stream, head) not in self.warned:
+                self.warned.add((stream, head))
+                print(f"warning: {stream}: the {head} head looks dead at epoch {epoch} ({what}); {self.FIX}",
+                      file=sys.stderr, flush=True)

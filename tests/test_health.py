@@ -1,0 +1,58 @@
+"""The training health check (engine/health.py): a head killed on purpose is reported in the first
+epochs, once, and recorded in metrics.csv; a healthy row is not flagged."""
+from __future__ import annotations
+
+import csv
+import math
+
+import torch
+
+from dcltal.config import load_config
+from dcltal.engine.detector_task import DetectorTask
+from dcltal.engine.health import diagnose, label_entropy
+from dcltal.engine.trainer import train
+from train_data import tiny_benchmark, tiny_config
+
+
+def test_label_entropy_is_the_loss_of_guessing_the_frequencies():
+    labels = torch.tensor([0, 0, 1, 3, 3, 3])
+    p = torch.tensor([2, 1, 3]) / 6
+    guess = -torch.log(p[[0, 0, 1, 2, 2, 2]]).mean()  # cross-entropy of predicting p for every sample
+    assert label_entropy(labels).item() == guess.item() > 0
+    assert label_entropy(torch.tensor([4, 4])).item() == 0.0
+
+
+def test_diagnose_reads_each_sign():
+    healthy = {"com": 0.6, "health_loc_active": 0.4, "cls": 0.8, "health_cls_entropy": 1.5, "health_cls_active": 0.3}
+    assert diagnose(healthy) == {}
+    assert set(diagnose({**healthy, "com": 1.004})) == {"completeness"}
+    assert set(diagnose({**healthy, "health_loc_active": 0.01})) == {"completeness"}
+    assert set(diagnose({**healthy, "cls": 1.49})) == {"classification"}
+    assert set(diagnose({**healthy, "health_cls_active": 0.0})) == {"classification"}
+
+
+def test_a_killed_head_is_reported_once_and_recorded(tmp_path, monkeypatch, capsys):
+    synth = tiny_benchmark(tmp_path)
+    cfg = load_config(tiny_config(tmp_path, synth, epochs=3, val_every=3))
+    build = DetectorTask.build_model
+
+    def killed(self):
+        model = build(self)
+        if self.stream == "rgb":  # every hidden ReLU of the localization head off, for good
+            with torch.no_grad():
+                model.loc_head.mlp[0].bias.fill_(-1e4)
+        return model
+
+    monkeypatch.setattr(DetectorTask, "build_model", killed)
+    torch.set_num_threads(1)
+    train(cfg, tmp_path / "work", progress=False)
+    err = capsys.readouterr().err
+    assert err.count("warning: rgb: the completeness head looks dead at epoch 2") == 1
+    assert "flow: the completeness head" not in err
+    with open(tmp_path / "work" / "metrics.csv", newline="") as f:
+        rows = {(r["epoch"], r["stream"]): r for r in csv.DictReader(f)}
+    assert float(rows["1", "rgb"]["health_dead"]) == 0  # the first epoch is not judged
+    assert all(float(rows[e, "rgb"]["health_dead"]) >= 1 for e in ("2", "3"))
+    assert all(float(rows[e, "rgb"]["health_loc_active"]) == 0 for e in ("1", "2", "3"))
+    assert all(float(rows[e, "flow"]["health_loc_active"]) > 0.05 for e in ("1", "2", "3"))
+    assert all(math.isfinite(float(rows[e, s]["health_cls_entropy"])) for e in ("1", "2", "3") for s in ("rgb", "flow"))
