@@ -3,23 +3,28 @@ epochs, once, and recorded in metrics.csv; a healthy row is not flagged."""
 from __future__ import annotations
 
 import csv
-import math
+
+import pytest
 
 import torch
 
 from dcltal.config import load_config
 from dcltal.engine.detector_task import DetectorTask
-from dcltal.engine.health import diagnose, label_entropy
+from dcltal.engine.health import HealthCheck, LabelCounter, diagnose
 from dcltal.engine.trainer import train
 from train_data import tiny_benchmark, tiny_config
 
 
 def test_label_entropy_is_the_loss_of_guessing_the_frequencies():
-    labels = torch.tensor([0, 0, 1, 3, 3, 3])
-    p = torch.tensor([2, 1, 3]) / 6
+    counter = LabelCounter(5)
+    counter.add(torch.tensor([0, 0, 1, -1]))
+    counter.add(torch.tensor([3, 3, 3, -1]))  # -1: not a classification sample
+    p = torch.tensor([2, 1, 3], dtype=torch.float64) / 6
     guess = -torch.log(p[[0, 0, 1, 2, 2, 2]]).mean()  # cross-entropy of predicting p for every sample
-    assert label_entropy(labels).item() == guess.item() > 0
-    assert label_entropy(torch.tensor([4, 4])).item() == 0.0
+    assert counter.entropy() == pytest.approx(guess.item())
+    assert counter.entropy() is None  # counted afresh each epoch
+    counter.add(torch.tensor([4, 4]))
+    assert counter.entropy() == 0.0
 
 
 def test_diagnose_reads_each_sign():
@@ -31,9 +36,23 @@ def test_diagnose_reads_each_sign():
     assert set(diagnose({**healthy, "health_cls_active": 0.0})) == {"classification"}
 
 
+def test_a_sign_warns_on_its_second_epoch_in_a_row(capsys):
+    check, dead = HealthCheck(), {"com": 1.0, "health_loc_active": 0.0}
+    check(2, "rgb", dict(dead))
+    assert capsys.readouterr().err == ""
+    check(3, "rgb", {"com": 0.5, "health_loc_active": 0.5})
+    check(4, "rgb", dict(dead))
+    assert capsys.readouterr().err == ""
+    row = dict(dead)
+    check(5, "rgb", row)
+    assert "rgb: the completeness head looks dead at epoch 5" in capsys.readouterr().err and row["health_dead"] == 1
+    check(6, "rgb", dict(dead))
+    assert capsys.readouterr().err == ""  # once
+
+
 def test_a_killed_head_is_reported_once_and_recorded(tmp_path, monkeypatch, capsys):
     synth = tiny_benchmark(tmp_path)
-    cfg = load_config(tiny_config(tmp_path, synth, epochs=3, val_every=3))
+    cfg = load_config(tiny_config(tmp_path, synth, epochs=4, val_every=4))
     build = DetectorTask.build_model
 
     def killed(self):
@@ -47,12 +66,12 @@ def test_a_killed_head_is_reported_once_and_recorded(tmp_path, monkeypatch, caps
     torch.set_num_threads(1)
     train(cfg, tmp_path / "work", progress=False)
     err = capsys.readouterr().err
-    assert err.count("warning: rgb: the completeness head looks dead at epoch 2") == 1
+    assert err.count("warning: rgb: the completeness head looks dead at epoch 3") == 1
     assert "flow: the completeness head" not in err
     with open(tmp_path / "work" / "metrics.csv", newline="") as f:
         rows = {(r["epoch"], r["stream"]): r for r in csv.DictReader(f)}
     assert float(rows["1", "rgb"]["health_dead"]) == 0  # the first epoch is not judged
-    assert all(float(rows[e, "rgb"]["health_dead"]) >= 1 for e in ("2", "3"))
-    assert all(float(rows[e, "rgb"]["health_loc_active"]) == 0 for e in ("1", "2", "3"))
-    assert all(float(rows[e, "flow"]["health_loc_active"]) > 0.05 for e in ("1", "2", "3"))
-    assert all(math.isfinite(float(rows[e, s]["health_cls_entropy"])) for e in ("1", "2", "3") for s in ("rgb", "flow"))
+    assert all(float(rows[e, "rgb"]["health_dead"]) >= 1 for e in ("2", "3", "4"))
+    assert all(float(rows[e, "rgb"]["health_loc_active"]) == 0 for e in ("1", "2", "3", "4"))
+    assert all(float(rows[e, "flow"]["health_loc_active"]) > 0.05 for e in ("1", "2", "3", "4"))
+    assert all(float(rows[e, s]["health_cls_entropy"]) > 0 for e in ("1", "2", "3", "4") for s in ("rgb", "flow"))

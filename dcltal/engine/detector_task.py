@@ -16,7 +16,7 @@ from torch import nn
 from dcltal.data.labelling import FOREGROUND, LabelledProposals, ProposalSampler, label_proposals, make_targets
 from dcltal.engine.checkpoint import cpu_state
 from dcltal.engine.dataset import VideoDataset
-from dcltal.engine.health import ActivityProbe, HealthCheck, health_terms
+from dcltal.engine.health import ActivityProbe, HealthCheck, LabelCounter, active_shares
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
 from dcltal.model.losses import Targets
@@ -73,6 +73,7 @@ class DetectorTask:
         self.val_video_scores: dict[str, np.ndarray] | None = None  # video id -> [C], set by the trainer
         self.probe: ActivityProbe | None = None  # the heads' ReLU activity, for the health check
         self.health = HealthCheck()
+        self.labels_seen = LabelCounter(len(self.classes) + 1)
 
     def __len__(self) -> int:
         return len(self.train)
@@ -116,10 +117,15 @@ class DetectorTask:
         tc = self.cfg.train
         terms = getattr(model, "module", model).losses(out, targets, packed, tc.lambda_reg, tc.lambda_com,
                                                        tc.ohem_ratio, num_videos=packed.num_videos)
-        return {**terms, **health_terms(self.probe, targets.labels)}
+        self.labels_seen.add(targets.labels)
+        return {**terms, **active_shares(self.probe)}
 
     def check_health(self, epoch: int, row: dict[str, float]) -> None:
-        """Warn once if a head of this stream looks dead (engine/health.py); adds ``health_dead`` to ``row``."""
+        """Warn once if a head of this stream looks dead (engine/health.py); adds ``health_cls_entropy``
+        (the epoch's label entropy) and ``health_dead`` to ``row``."""
+        entropy = self.labels_seen.entropy()
+        if entropy is not None:
+            row["health_cls_entropy"] = entropy
         self.health(epoch, self.stream, row)
 
     def validate(self, model: nn.Module) -> dict[str, float]:

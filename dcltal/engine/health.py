@@ -4,7 +4,7 @@ Signs of a dead head, read from one stream's epoch means (docs/training.md, "Hea
 - completeness (Eq. 13): the hinge loss pinned at its margin (a constant output z gives
   max(0, 1 - z) and max(0, 1 + z) averaging to 1 over balanced complete and hardest-incomplete
   samples), or almost none of the localization MLP's hidden ReLUs active;
-- classification (Eq. 12): the cross-entropy no lower than the entropy of the batch's labels (what
+- classification (Eq. 12): the cross-entropy no lower than the entropy of the epoch's labels (what
   predicting the label frequencies scores), or almost none of its hidden ReLUs active.
 The columns behind them (``health_*``) go into metrics.csv every epoch.
 """
@@ -38,21 +38,34 @@ class ActivityProbe:
             self.active[head] = (output.detach() > 0).any(0).float().mean()
 
 
-def label_entropy(labels: torch.Tensor) -> torch.Tensor:
-    """Entropy (nats) of the empirical distribution of ``labels`` [N] (>= 0): the cross-entropy of
-    predicting each label's frequency in this batch."""
-    p = torch.bincount(labels).float()
-    p = p[p > 0] / p.sum()
+def label_entropy(counts: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of the distribution of labels counted in ``counts`` [C + 1]: the cross-entropy of
+    predicting every sample's label by the labels' frequencies."""
+    p = counts[counts > 0].double()
+    p = p / p.sum()
     return -(p * p.log()).sum()
 
 
-def health_terms(probe: ActivityProbe, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The ``health_*`` values of one batch (logged beside the losses, never minimised)."""
-    terms = {f"health_{head.split('_')[0]}_active": a for head, a in probe.active.items()}
-    sampled = labels[labels >= 0]
-    if sampled.numel():
-        terms["health_cls_entropy"] = label_entropy(sampled)
-    return terms
+class LabelCounter:
+    """Counts the classification samples' labels over an epoch (its :meth:`entropy` is the baseline
+    the classification loss must fall below)."""
+
+    def __init__(self, num_labels: int):
+        self.counts = torch.zeros(num_labels, dtype=torch.long)
+
+    def add(self, labels: torch.Tensor) -> None:
+        labels = labels[labels >= 0].cpu()
+        self.counts += torch.bincount(labels, minlength=len(self.counts))
+
+    def entropy(self) -> float | None:
+        """The epoch's label entropy, and a fresh count for the next epoch; None without samples."""
+        counts, self.counts = self.counts, torch.zeros_like(self.counts)
+        return float(label_entropy(counts)) if counts.sum() else None
+
+
+def active_shares(probe: ActivityProbe) -> dict[str, torch.Tensor]:
+    """The ``health_*_active`` values of the last training batch (logged beside the losses, never minimised)."""
+    return {f"health_{head.split('_')[0]}_active": a for head, a in probe.active.items()}
 
 
 def diagnose(row: dict[str, float]) -> dict[str, str]:
@@ -70,23 +83,24 @@ def diagnose(row: dict[str, float]) -> dict[str, str]:
 
 
 class HealthCheck:
-    """Checks each stream's epoch row from epoch FIRST_EPOCH on, adds ``health_dead`` (the number of
-    dead heads) to it, and warns once per stream and head on stderr with the likely fix."""
+    """Judges each stream's epoch row from epoch FIRST_EPOCH on, adds ``health_dead`` (the number of
+    heads with a sign of death) to it, and warns once per stream and head, on the second epoch in a row
+    with the sign (a slow start is not a dead head), on stderr with the likely fix."""
 
-    FIX = ("the features' scale or the learning rate is off for this optimiser: keep model.input_norm: rms "
-           "and model.head_norm: layer, try a lower train.lr or train.optimizer: adamw (docs/training.md, "
-           "'Health check')")
+    FIX = ("the learning rate is too high for these features, or their scale is off: keep the defaults "
+           "model.input_norm: rms, model.head_norm: layer, train.optimizer: adamw with warm-up, or lower train.lr "
+           "(docs/training.md, 'Health check')")
 
     def __init__(self):
-        self.warned: set[tuple[str, str]] = set()
+        self.warned: set[str] = set()
+        self.previous: set[str] = set()
 
     def __call__(self, epoch: int, stream: str, row: dict[str, float]) -> None:
-        if not any(k.startswith("health_") for k in row):
-            return
         found = diagnose(row) if epoch >= FIRST_EPOCH else {}
         row["health_dead"] = float(len(found))
         for head, what in found.items():
-            if (stream, head) not in self.warned:
-                self.warned.add((stream, head))
+            if head in self.previous and head not in self.warned:
+                self.warned.add(head)
                 print(f"warning: {stream}: the {head} head looks dead at epoch {epoch} ({what}); {self.FIX}",
                       file=sys.stderr, flush=True)
+        self.previous = set(found)
