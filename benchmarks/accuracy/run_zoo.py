@@ -1,0 +1,214 @@
+"""Run dcltal across the accuracy zoo: generate each setting's data, train, detect, score.
+
+    python benchmarks/accuracy/run_zoo.py --out zoo-runs [--settings a,b] [--set KEY=VALUE ...]
+                                          [--tag NAME] [--jobs 1] [--quick]
+
+Per setting: the data into OUT/data/<setting> (once; reused while the setting is unchanged);
+``dcltal train`` with the shipped config (configs/thumos14_i3d.yaml or anet13_i3d.yaml), only the
+``data.*`` keys pointed at the data, plus the ``--set`` extras given here (how a candidate change
+is tried across the zoo); detection on the Test subset with last.pt: fused as configured, each
+stream alone (its detector and its video-level classifier only), fused without video-level scores,
+and fused with best.pt where training wrote one; the config's protocol (THUMOS14 at tIoU 0.3:0.1:0.7,
+ActivityNet at 0.5:0.05:0.95) scores each. OUT/runs/<tag>/<setting>/summary.json holds the figures
+(docs/benchmarks.md has the schema); a line a setting is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from generator import VERSION, write_setting
+from settings import SETTINGS, Setting, quick
+
+REPO = Path(__file__).resolve().parents[2]
+# the built-in generator's training: BMN's optimiser, as docs/proposals.md and `dcltal demo` train it
+GENERATOR = ["model.kind=proposals", "train.optimizer=adam", "train.lr=0.001", "train.weight_decay=0.0001",
+             "train.epochs=8", "train.lr_steps=[6]", "train.val_every=2"]
+QUICK_SETS = ["train.epochs=1", "train.lr_steps=[]"]
+
+
+def dcltal(*args: str, log: Path) -> float:
+    """Run ``python -m dcltal ARGS`` (output to ``log``); its wall seconds. A failure stops the setting."""
+    started = time.time()
+    with open(log, "a") as out:
+        done = subprocess.run([sys.executable, "-m", "dcltal", *args], stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise RuntimeError(f"dcltal {args[0]} failed (exit {done.returncode}); see {log}")
+    return time.time() - started
+
+
+def ensure_data(setting: Setting, data: Path) -> dict:
+    """The setting's data directory, written unless zoo.json says it holds this very setting from
+    this version of the generator."""
+    meta, want = data / "zoo.json", {"generator": VERSION, "setting": json.loads(json.dumps(dataclasses.asdict(setting)))}
+    if not (meta.is_file() and {k: json.loads(meta.read_text()).get(k) for k in want} == want):
+        print(f"[{setting.name}] generating {data}", file=sys.stderr, flush=True)
+        write_setting(setting, data)
+    return json.loads(meta.read_text())["stats"]
+
+
+def data_sets(setting: Setting, data: Path, proposals: Path) -> list[str]:
+    """The data.* overrides that point the shipped config at the setting's data (the only keys changed)."""
+    d = setting.dim
+    return [f"data.annotations={data / 'annotations.json'}", f"data.features={data / 'features'}",
+            f"data.proposals={proposals}", f"data.classes={data / 'classes.txt'}",
+            f"data.streams={{rgb: [0, {d}], flow: [{d}, {2 * d}]}}", f"data.feature_stride={setting.stride}",
+            f"data.fps={setting.fps:g}", "data.train_subset=Validation", "data.test_subset=Test"]
+
+
+def builtin_proposals(setting: Setting, data: Path, quick_run: bool) -> tuple[Path, dict]:
+    """Train dcltal's proposal generator on the setting's train split and propose for every video
+    (once, beside the data, so every tag detects on the same proposals); the file and its recall."""
+    out, recall_file = data / "proposals_builtin.json", data / "proposals_builtin.recall.json"
+    if not recall_file.is_file():
+        work = data / "generator"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        sets = [*data_sets(setting, data, data / "none"), *GENERATOR, *(QUICK_SETS if quick_run else [])]
+        print(f"[{setting.name}] training the built-in proposal generator", file=sys.stderr, flush=True)
+        train_s = dcltal("train", str(REPO / setting.config), "--work-dir", str(work), "--set", *sets, log=work / "log.txt")
+        ckpt = work / "checkpoints" / ("best.pt" if (work / "checkpoints" / "best.pt").is_file() else "last.pt")
+        propose_s = dcltal("propose", str(REPO / setting.config), "--checkpoint", str(ckpt), "--out", str(out),
+                           "--set", *sets, "data.annotations=null", log=work / "log.txt")
+        from dcltal.data.annotations import load_annotations
+        from dcltal.data.proposals import load_proposals
+        from dcltal.eval import evaluate_proposals
+
+        ann = load_annotations(data / "annotations.json", data / "classes.txt")
+        props = load_proposals(out, {v.id: v for v in ann.in_subset("Test")}, setting.fps)
+        recall = evaluate_proposals(ann, props, "Test")
+        recall = {k: recall[k] for k in ("AR@100", "recall@0.5", "recall@0.7")}
+        recall_file.write_text(json.dumps({**recall, "checkpoint": str(ckpt), "train_wall_s": round(train_s, 1),
+                                           "propose_wall_s": round(propose_s, 1)}, indent=1))
+    return out, json.loads(recall_file.read_text())
+
+
+def last_epoch(metrics: Path) -> tuple[dict, dict]:
+    """From metrics.csv, the last epoch's loss terms per stream and every column named health*."""
+    with open(metrics, newline="") as f:
+        rows = list(csv.DictReader(f))
+    last = max(int(r["epoch"]) for r in rows)
+    losses, health = {}, {}
+    for r in rows:
+        if int(r["epoch"]) != last:
+            continue
+        stream = r.get("stream", "")
+        losses.update({f"{stream}.{k}": float(r[k]) for k in ("cls", "com") if r.get(k) not in (None, "")})
+        health.update({f"{stream}.{k}": float(v) for k, v in r.items() if k.startswith("health") and v not in (None, "")})
+    return losses, health
+
+
+def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
+    """mAP rows of ``checkpoint`` on the Test subset: fused as configured, and with ``with_streams``
+    each stream alone and fused without video-level scores. One forward pass; the rows differ only
+    in what is fused (engine.inference.video_detections fuses just the streams it is given)."""
+    from dcltal.data.annotations import load_annotations
+    from dcltal.engine.inference import predict_streams, results_json, video_detections
+    from dcltal.engine.predictor import Predictor, inference_videos
+    from dcltal.eval import evaluate_results
+
+    predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
+    test = inference_videos(cfg, "Test", predictor.classes)
+    annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
+    predictions = list(predict_streams(predictor.models, test, predictor.coder, cfg.infer,
+                                       extend_ratio=cfg.model.extend_ratio))
+    streams = list(predictor.models)
+
+    def row(names: list[str], video_scores: bool) -> dict:
+        # one stream alone: its weight alone, so its video-level classifier alone scores the video too
+        infer = cfg.infer if len(names) > 1 else dataclasses.replace(
+            cfg.infer, stream_weights={s: float(s in names) for s in streams})
+        level = predictor.video_scores(test, infer) if video_scores else None
+        results = results_json({v.id: video_detections(v, {s: p[s] for s in names}, infer, predictor.classes, level)
+                                for v, p in predictions})
+        m = evaluate_results(annotations, results, "Test", cfg.eval.tiou, cfg.eval.protocol)
+        at = min(range(len(m["tiou"])), key=lambda i: abs(m["tiou"][i] - 0.5))
+        return {"avg_mAP": round(100 * m["average_mAP"], 2), "mAP@0.5": round(100 * m["mAP"][at], 2)}
+
+    rows = {"fused": row(streams, True)}
+    if with_streams:
+        rows.update({s: row([s], True) for s in streams})
+        rows["no_video_scores"] = row(streams, False)
+    return rows
+
+
+def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_run: bool) -> dict:
+    from dcltal.config import load_config
+    from dcltal.engine.device import set_cpu_threads
+
+    data = out / "data" / setting.name
+    stats = ensure_data(setting, data)
+    proposals, recall = (builtin_proposals(setting, data, quick_run) if setting.proposals == "builtin"
+                         else (data / "proposals", stats["proposal_recall"]))
+    work = out / "runs" / tag / setting.name
+    shutil.rmtree(work, ignore_errors=True)  # a tag re-run is a fresh run
+    work.mkdir(parents=True)
+    sets = [*data_sets(setting, data, proposals), *extras, *(QUICK_SETS if quick_run else [])]
+    print(f"[{setting.name}] training ({tag})", file=sys.stderr, flush=True)
+    train_s = dcltal("train", str(REPO / setting.config), "--work-dir", str(work), "--set", *sets, log=work / "train.log")
+    cfg = load_config(REPO / setting.config, sets)
+    set_cpu_threads(cfg.train.threads)
+    rows = score(cfg, work / "checkpoints" / "last.pt", with_streams=True)
+    best = work / "checkpoints" / "best.pt"
+    if best.is_file():
+        rows["fused_best_pt"] = score(cfg, best, with_streams=False)["fused"]
+    losses, health = last_epoch(work / "metrics.csv")
+    summary = {"setting": setting.name, "system": "dcltal", "tag": tag, "protocol": cfg.eval.protocol,
+               "tiou": cfg.eval.tiou, "checkpoint": "last.pt", "rows": rows, "train_wall_s": round(train_s, 1),
+               "last_losses": losses, "health": health, "proposal_recall": recall, "data": stats,
+               "command": {"config": setting.config, "set": sets}}
+    (work / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def line(s: dict) -> str:
+    r = s["rows"]
+    cells = " ".join(f"{k} {r[k]['avg_mAP']:5.1f}/{r[k]['mAP@0.5']:5.1f}" for k in ("fused", "rgb", "flow", "no_video_scores"))
+    com = " ".join(f"{k}={v:.3f}" for k, v in s["last_losses"].items() if k.endswith(".com"))
+    return f"{s['setting']:<22} {cells}  train {s['train_wall_s']:6.0f} s  {com}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="data in OUT/data, runs in OUT/runs/TAG")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of: {', '.join(SETTINGS)}")
+    parser.add_argument("--set", dest="extras", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="config overrides added to every setting's training and inference (a candidate change)")
+    parser.add_argument("--tag", default="default", help="name of this run (OUT/runs/TAG); report.py --compare takes two")
+    parser.add_argument("--jobs", type=int, default=1, help="settings run at once (each trains with the config's threads)")
+    parser.add_argument("--quick", action="store_true", help="a tiny size of each setting and 1 epoch: checks the chain")
+    args = parser.parse_args(argv)
+    names = [n for n in args.settings.split(",") if n]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown settings {unknown}; known: {', '.join(SETTINGS)}")
+    chosen = [quick(SETTINGS[n]) if args.quick else SETTINGS[n] for n in names]
+    import dcltal.runtime
+
+    dcltal.runtime.tune_process()  # before torch loads, as the dcltal command does (scoring runs in this process)
+
+    def one(setting: Setting) -> dict | None:
+        try:
+            summary = run_setting(setting, args.out, args.tag, args.extras, args.quick)
+        except Exception as e:  # one failing setting must not lose the others' results
+            print(f"[{setting.name}] FAILED: {e}", file=sys.stderr, flush=True)
+            return None
+        print(line(summary), flush=True)
+        return summary
+
+    print(f"{'setting':<22} rows: avg mAP / mAP@0.5 (%), last.pt; last epoch's completeness loss per stream")
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(one, chosen))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
