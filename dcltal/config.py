@@ -73,6 +73,7 @@ class TrainConfig:
     schedule: str = "step"  # step | cosine (to 0 at the last epoch), set before every batch
     warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
     clip_grad_norm: float = 0.0  # the gradients' global norm clipped to this (0: no clipping)
+    ema_decay: float = 0.0  # validate, save and infer with an exponential moving average of the weights (0: off)
     videos_per_batch: int = 8
     # proposal labelling (SSN / P-GCN THUMOS14 values)
     fg_iou: float = 0.7
@@ -167,6 +168,7 @@ _RANGES = {
     "train.threads": (lambda v: v >= 0, "0 (torch's default) or a positive count"), "train.epochs": _AT_LEAST_1, "train.lr": _POSITIVE, "train.momentum": _FRACTION,
     "train.weight_decay": (lambda v: v >= 0, "at least 0"), "train.lr_gamma": _POSITIVE,
     "train.warmup_epochs": (lambda v: v >= 0, "at least 0"), "train.clip_grad_norm": (lambda v: v >= 0, "at least 0"),
+    "train.ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "train.videos_per_batch": _AT_LEAST_1, "train.sample_scale": _AT_LEAST_1, "train.val_fraction": _FRACTION,
     "train.val_every": (lambda v: v >= 0, "at least 0 (0 and 1: every epoch)"), "train.ohem_ratio": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "infer.top_k": _AT_LEAST_1, "infer.max_detections": _AT_LEAST_1,

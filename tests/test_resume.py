@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from dcltal.engine.checkpoint import load_checkpoint
@@ -23,9 +24,17 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def test_resume_after_sigkill_is_bit_identical(tmp_path):
+RECIPES = {  # the lineage's SGD with step decay; AdamW with warm-up, cosine decay, clipping and weight averaging
+    "sgd_step": {"optimizer": "sgd", "lr_steps": [3]},
+    "adamw_cosine_ema": {"optimizer": "adamw", "lr": 0.001, "schedule": "cosine", "warmup_epochs": 1.5,
+                         "clip_grad_norm": 1.0, "ema_decay": 0.9},
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_resume_after_sigkill_is_bit_identical(tmp_path, recipe):
     synth = tiny_benchmark(tmp_path)
-    config = tiny_config(tmp_path, synth, epochs=EPOCHS, lr_steps=[3])
+    config = tiny_config(tmp_path, synth, epochs=EPOCHS, **RECIPES[recipe])
     run = subprocess.run(_command(config, tmp_path / "whole"), env=_env(), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
 
@@ -50,9 +59,16 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
         assert sa.keys() == sb.keys()
         for key in sa:
             assert torch.equal(sa[key], sb[key]), f"{stream} {key} differs after resume"
-    for name in ("rgb", "flow"):  # momentum buffers too
+    for name in ("rgb", "flow"):  # the optimiser's state (momentum buffers, moments) and the raw weights too
         oa, ob = a["training"]["optimizers"][name]["state"], b["training"]["optimizers"][name]["state"]
-        assert all(torch.equal(oa[k]["momentum_buffer"], ob[k]["momentum_buffer"]) for k in oa)
+        assert oa.keys() == ob.keys() and all(torch.equal(oa[k][t], ob[k][t]) for k in oa for t in oa[k])
+        ra, rb = a["training"]["averages"][name], b["training"]["averages"][name]
+        if recipe.endswith("ema"):
+            assert all(torch.equal(ra["trained"][k], rb["trained"][k]) for k in ra["trained"])
+            saved = a["streams"][name]["state_dict"]
+            assert not all(torch.equal(ra["trained"][k], saved[k]) for k in saved)  # the saved model is the average
+        else:
+            assert ra is rb is None
     # the metrics of the killed epoch are not duplicated: one row per stream (and fused) per epoch
     rows = (work / "metrics.csv").read_text().splitlines()[1:]
     epochs = sorted(int(r.split(",")[0]) for r in rows)

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dcltal.engine.averaging import WeightAverage
 from dcltal.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dcltal.engine.device import autocast, grad_scaler
 from dcltal.engine.distributed import DistContext, barrier, broadcast_object, shard_indices
@@ -70,15 +71,16 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layout, ctx: DistContext,
         resume: bool = False, progress: bool = True) -> tuple[dict[str, nn.Module], Path]:
     """Train every task for ``train_cfg.epochs`` epochs; returns the models (unwrapped, last epoch's
-    weights) and the path of the checkpoint to use (best.pt where validation chose one, else last.pt)."""
+    weights, averaged where ``train.ema_decay`` says) and the path of the checkpoint to use (best.pt where validation chose one, else last.pt)."""
     tc, work = train_cfg, Path(work_dir)
     last_path, best_path = work / "checkpoints" / "last.pt", work / "checkpoints" / "best.pt"
-    models, optimizers, scalers = {}, {}, {}
+    models, optimizers, scalers, averages = {}, {}, {}, {}
     for name, task in tasks.items():
         torch.manual_seed(epoch_seed(tc.seed, -1, name))  # the initial weights: the same on every process
         models[name] = task.build_model().to(ctx.device)
         optimizers[name] = build_optimizer(models[name].parameters(), tc)
         scalers[name] = grad_scaler(ctx.device, tc.amp)
+        averages[name] = WeightAverage(models[name], tc.ema_decay)
     start, best, best_epoch = 0, -math.inf, 0
     if resume:
         ckpt = load_checkpoint(_last_checkpoint(work))
@@ -87,7 +89,7 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
             raise UserError(f"--resume: {last_path} was not written by a training run of these models")
         for name in tasks:
             try:
-                models[name].load_state_dict(layout.entry(ckpt, name)["state_dict"])
+                averages[name].load_state(state.get("averages", {}).get(name), layout.entry(ckpt, name)["state_dict"])
             except RuntimeError:
                 raise UserError(f"--resume: {last_path} holds a {name} model of another architecture than the "
                                 "config's (model.* or data.streams changed?); resume with the config it was trained with, or "
@@ -108,32 +110,34 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
         lr = lr_at(epoch, tc)  # the epoch's first batch's (each batch sets its own)
         rows = {}
         for name, task in tasks.items():
-            rows[name] = {"lr": lr, **_train_epoch(task, wrapped[name], optimizers[name], scalers[name], tc, ctx,
-                                                   epoch, name, show)}
+            rows[name] = {"lr": lr, **_train_epoch(task, wrapped[name], optimizers[name], scalers[name], averages[name],
+                                                   tc, ctx, epoch, name, show)}
         if ctx.is_main:
             for name, task in tasks.items():
                 if hasattr(task, "check_health"):
                     task.check_health(epoch + 1, rows[name])
         validate = (epoch + 1) % max(tc.val_every, 1) == 0 or epoch + 1 == tc.epochs
         score = None
+        evaluated = {n: a.model() for n, a in averages.items()}
         if validate and ctx.is_main:
             for name, task in tasks.items():
-                rows[name].update({f"val_{k}": v for k, v in task.validate(models[name]).items()})
+                rows[name].update({f"val_{k}": v for k, v in task.validate(evaluated[name]).items()})
             if layout.joint_score is not None:
-                rows["fused"] = {f"val_{k}": v for k, v in layout.joint_score(models).items()}
+                rows["fused"] = {f"val_{k}": v for k, v in layout.joint_score(evaluated).items()}
                 score = rows["fused"].get("val_mAP")
             else:  # one task: its score; several without a joint score: their mean
                 found = [rows[n].get(f"val_{t.score_name}") for n, t in tasks.items()]
                 score = None if None in found else sum(found) / len(found)
         if ctx.is_main:
-            entries = {n: task.checkpoint_entry(_unwrap(models[n])) for n, task in tasks.items()}
+            entries = {n: task.checkpoint_entry(_unwrap(evaluated[n])) for n, task in tasks.items()}
             if score is not None and score > best:
                 best, best_epoch = score, epoch + 1
                 save_checkpoint(best_path, {**layout.fields, **layout.place(entries), "epoch": epoch + 1, "best_map": best})
             log.write(epoch + 1, rows)
             training = {"optimizers": {n: o.state_dict() for n, o in optimizers.items()},
                         "scalers": {n: s.state_dict() for n, s in scalers.items()},
-                        "rng": rng_state(), "best_score": best, "best_epoch": best_epoch}
+                        "rng": rng_state(), "best_score": best, "best_epoch": best_epoch,
+                        "averages": {n: a.state() for n, a in averages.items()}}
             save_checkpoint(last_path, {**layout.fields, **layout.place(entries), "epoch": epoch + 1,
                                         "best_map": best if best > -math.inf else None, "training": training})
             epochs.set_postfix({k: f"{v:.4g}" for k, v in _summary(rows).items()})
@@ -142,11 +146,11 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
     if log is not None:
         log.close()
     chosen = broadcast_object(str(best_path if best_epoch > 0 and best_path.is_file() else last_path), ctx)
-    return models, Path(chosen)
+    return {n: a.model() for n, a in averages.items()}, Path(chosen)
 
 
-def _train_epoch(task, model: nn.Module, optimizer, scaler, tc, ctx: DistContext, epoch: int, name: str,
-                 show: bool) -> dict[str, float]:
+def _train_epoch(task, model: nn.Module, optimizer, scaler, average: WeightAverage, tc, ctx: DistContext, epoch: int,
+                 name: str, show: bool) -> dict[str, float]:
     """One pass over this process's share of the task's items; the mean of each loss term."""
     model.train()
     torch.manual_seed(epoch_seed(tc.seed, epoch, name, ctx.rank))  # dropout: this process's own draws
@@ -168,6 +172,7 @@ def _train_epoch(task, model: nn.Module, optimizer, scaler, tc, ctx: DistContext
             nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
         scaler.step(optimizer)
         scaler.update()
+        average.update()
         for k, v in losses.items():
             sums[k] += float(v.detach())
         count += 1
