@@ -11,7 +11,7 @@ where the zoo wrote it, setting.json or zoo.json (stride, name, ActivityNet or T
 It trains with the official configs/thumos_i3d.yaml values (THUMOS_I3D below) plus the changes a
 short CPU budget needs (SHORT_CPU_BUDGET), scores the EMA model on Test with dcltal's evaluator
 and writes OUTDIR/results.json (ActivityNet results format), eval.json and summary.json
-(figures as the evaluator gives them: fractions in [0, 1]).
+(run_zoo.py's schema, one row "all", figures in %, read by report.py).
 
 --zoo ZOO_DIR runs every ZOO_DIR/data/<setting> into ZOO_DIR/actionformer/<setting>, skipping
 those that already have a summary.json. Install the peer first with actionformer_install.sh; run
@@ -248,18 +248,20 @@ def run_one(args) -> dict:
 
     ev = evaluate(args, data, out, protocol)
     tiou = [round(t, 4) for t in ev["tiou"]]
-    at5 = ev["mAP"][tiou.index(0.5)] if 0.5 in tiou else None
+    at5 = ev["mAP"][min(range(len(tiou)), key=lambda i: abs(tiou[i] - 0.5))]
+    avg = ev["average_mAP"]
     summary = {"setting": name, "system": "actionformer", "protocol": protocol, "tiou": tiou,
-               "rows": {"all": {"avg_mAP": ev["average_mAP"], "mAP@0.5": at5}},
+               "rows": {"all": {"avg_mAP": round(100 * avg, 2), "mAP@0.5": round(100 * at5, 2)}},
                "train_wall_s": round(train_wall, 1), "infer_wall_s": round(infer_wall, 1),
                "epochs": args.epochs, "params": params,
                "epoch_wall_s": [round(s, 1) for s in epoch_s], "max_seq_len": cfg["dataset"]["max_seq_len"],
                "ema_decay": SHORT_CPU_BUDGET["ema_decay"], "seed": cfg["init_rand_seed"],
-               "threads": torch.get_num_threads(), "cpp_nms": HAS_CPP_NMS, "videos": {"train": len(train_set), "test": len(test_set)}}
+               "threads": torch.get_num_threads(), "cpp_nms": HAS_CPP_NMS,
+               "videos": {"train": len(train_set), "test": len(test_set)},
+               "command": [Path(sys.executable).name, *sys.argv]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"[{name}] actionformer: average mAP {100 * ev['average_mAP']:.2f}, mAP@0.5 "
-          f"{100 * at5 if at5 is not None else float('nan'):.2f} ({protocol}), train {train_wall:.0f} s "
-          f"({train_wall / args.epochs:.1f} s an epoch, {args.epochs} epochs), infer {infer_wall:.1f} s, "
+    print(f"[{name}] actionformer: average mAP {100 * avg:.2f}, mAP@0.5 {100 * at5:.2f} ({protocol}), "
+          f"train {train_wall:.0f} s ({train_wall / args.epochs:.1f} s an epoch, {args.epochs} epochs), infer {infer_wall:.1f} s, "
           f"{params:,} parameters", flush=True)
     return summary
 
