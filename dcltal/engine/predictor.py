@@ -10,7 +10,7 @@ import functools
 import os
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -46,12 +46,14 @@ class StoredVideo:
 
 
 def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None = None,
-                     repairs: RepairLog | None = None) -> list[StoredVideo]:
+                     repairs: RepairLog | None = None,
+                     shard: Callable[[list[str]], list[str]] | None = None) -> list[StoredVideo]:
     """The videos to detect in: those of ``subset`` in ``data.annotations``, or, with
     ``data.annotations`` null, every video in ``data.features`` (durations from the feature
-    length, CONTRACT §3). With ``classes``, the annotations must name the same classes. The
-    features' repairs (streams cut to the shorter) are counted in ``repairs`` as the videos are
-    read, where given, else reported video by video."""
+    length, CONTRACT §3); of those, ``shard(ids)`` where given (a process's share under torchrun).
+    With ``classes``, the annotations must name the same classes. The features' repairs (streams
+    cut to the shorter) are counted in ``repairs`` as the videos are read, where given, else
+    reported video by video."""
     from dcltal.data.annotations import load_annotations
     from dcltal.data.features import FeatureStore
     from dcltal.data.proposals import load_proposals
@@ -77,6 +79,8 @@ def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None 
         videos = {vid: (None, None) for vid in store.video_ids()}
         if not videos:
             raise UserError(f"no feature files in {data.features} (check data.features)")
+    if shard is not None:
+        videos = {vid: videos[vid] for vid in shard(list(videos))}
     grids = {vid: TimeGrid(fps or data.fps, data.feature_stride, data.feature_window) for vid, (fps, _) in videos.items()}
     durations = {vid: d if d is not None else grids[vid].duration(next(iter(load(vid).values())).shape[0])
                  for vid, (_, d) in videos.items()}
@@ -93,7 +97,7 @@ class Predictor:
         self.source = source
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto") -> "Predictor":
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "auto") -> "Predictor":
         from dcltal.model.detector import Detector
         from dcltal.ops.segment_coder import SegmentCoder
 
@@ -106,7 +110,7 @@ class Predictor:
             cfg = config_from_dict(ckpt["config"])
         except UserError as e:
             raise UserError(f"checkpoint {path}: its stored config: {e}") from None
-        dev = resolve_device(device)
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
         models = {}
         for stream, entry in ckpt["streams"].items():
             model = Detector.from_config(cfg.model, int(entry["dim"]), len(ckpt["classes"]))

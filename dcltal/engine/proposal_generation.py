@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, replace
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -119,15 +119,19 @@ class ProposalVideos(Sequence):
         return ProposalVideo(vid, grid, duration or grid.duration(len(features)), features, segments)
 
 
-def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None) -> ProposalVideos:
+def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None,
+                         shard: Callable[[list], list] | None = None) -> ProposalVideos:
     """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), the
-    streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's)."""
+    streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's);
+    of those, ``shard(videos)`` where given (a process's share under torchrun)."""
     store = FeatureStore(cfg.data.features, cfg.data.streams)
     if cfg.data.annotations is None:
         records = [(vid, None, None, np.zeros((0, 2))) for vid in store.video_ids()]
     else:
         ann = load_annotations(cfg.data.annotations, cfg.data.classes)
         records = [(v.id, v.fps, v.duration, v.segments) for v in ann.in_subset(subset or cfg.data.test_subset)]
+    if shard is not None:
+        records = shard(records)
     return ProposalVideos(cfg, records, store, list(streams or cfg.data.streams))
 
 
@@ -305,9 +309,10 @@ def checkpoint_entry(model: BMN, cfg: Config, in_dim: int) -> dict:
     return {"dim": in_dim, "streams": list(cfg.data.streams), "state_dict": model.state_dict()}
 
 
-def load_generator(path: str | os.PathLike, cfg: Config) -> tuple[BMN, ProposalsConfig, list[str]]:
-    """The trained network of a checkpoint written with ``model.kind: proposals``, on
-    ``train.device``; its settings (architecture from the checkpoint, decoding from ``cfg``); and the
+def load_generator(path: str | os.PathLike, cfg: Config, device: torch.device | None = None
+                   ) -> tuple[BMN, ProposalsConfig, list[str]]:
+    """The trained network of a checkpoint written with ``model.kind: proposals``, on ``device``
+    (default ``train.device``); its settings (architecture from the checkpoint, decoding from ``cfg``); and the
     order in which it reads the streams side by side."""
     ckpt = load_checkpoint(path)
     entry = ckpt.get("proposals")
@@ -324,4 +329,4 @@ def load_generator(path: str | os.PathLike, cfg: Config) -> tuple[BMN, Proposals
     settings = replace(cfg.proposals, **{k: getattr(trained, k) for k in ARCHITECTURE_KEYS})
     model = BMN.from_config(settings, int(entry["dim"]))
     model.load_state_dict(entry["state_dict"])
-    return model.to(resolve_device(cfg.train.device)).eval(), settings, list(entry["streams"])
+    return model.to(device or resolve_device(cfg.train.device)).eval(), settings, list(entry["streams"])
