@@ -328,6 +328,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return cfg
 
 
+def with_overrides(cfg: Config, section: str, values: dict[str, Any]) -> Config:
+    """A copy of ``cfg`` whose ``section`` has the keys of ``values`` replaced, checked as a config
+    file's keys are (type, choices, range): a UserError names the first bad key."""
+    current = getattr(cfg, section)
+    rebuilt = _build(type(current), {**dataclasses.asdict(current), **values}, f"{section}.")
+    out = dataclasses.replace(cfg, **{section: rebuilt})
+    _validate(out)
+    return out
+
+
 def config_from_dict(values: dict[str, Any]) -> Config:
     """Rebuild a config saved with :meth:`Config.to_dict` (e.g. from a checkpoint)."""
     cfg = _build(Config, values, "")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from dcltal.config import Config, config_from_dict
+from dcltal.config import Config, InferConfig, config_from_dict, with_overrides
 from dcltal.data.grid import TimeGrid
 from dcltal.data.proposals import repair_proposals
 from dcltal.engine.checkpoint import load_checkpoint
@@ -171,6 +171,19 @@ class Predictor:
         return detect(self.models, videos, self.coder, cfg.infer, self.classes, self.video_scores(videos, cfg.infer),
                       extend_ratio=self.cfg.model.extend_ratio, progress=progress)
 
+    def infer_config(self, overrides: Mapping[str, Any]):
+        """The checkpoint's ``infer`` settings with ``overrides`` (predict()'s keywords), checked as
+        the config's keys are; a UserError names the bad key, or lists the keywords for an unknown one."""
+        known = [f.name for f in fields(InferConfig)]
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise UserError(f"predict(): unknown keyword {unknown[0]!r}; it takes duration, fps, video_level and "
+                            f"the infer.* keys: {', '.join(known)}")
+        try:
+            return with_overrides(self.cfg, "infer", dict(overrides)).infer
+        except UserError as e:
+            raise UserError(f"predict(): {e}") from None
+
     def predict(self, features, proposals, *, duration: float | None = None, fps: float | None = None,
                 video_level=None, **infer_overrides) -> list[dict]:
         """Detections in one video: ``features`` {stream: [T, D]} or one [T, C] array (split by the
@@ -194,7 +207,7 @@ class Predictor:
         if proposals.ndim != 2 or proposals.shape[1] not in (2, 3):
             raise UserError(f"proposals of shape {proposals.shape}: expected [N, 2] (start, end) seconds")
         grid = TimeGrid(fps or data.fps, data.feature_stride, data.feature_window)
-        infer_cfg = replace(self.cfg.infer, **infer_overrides)
+        infer_cfg = self.infer_config(infer_overrides)
         features = {s: np.asarray(features[s], dtype=np.float32) for s in self.models}
         log = RepairLog()  # as the command line repairs proposal files: counted warnings on stderr
         span = duration if duration is not None else grid.duration(next(iter(features.values())).shape[0])
@@ -210,3 +223,44 @@ class Predictor:
         res = detect(self.models, [video], self.coder, infer_cfg, self.classes, scores,
                      extend_ratio=self.cfg.model.extend_ratio)
         return res["results"]["video"]
+
+    def predict_many(self, videos, proposals=None, *, fps: float | None = None,
+                     **infer_overrides) -> Iterator[tuple[str, list[dict]]]:
+        """Detections video by video, as predict() finds them: ``(video id, detections)`` yielded
+        while the later videos are still unread. ``videos``: an iterable of ``(id, features,
+        proposals)``; or a directory of feature files (read as ``data.features`` is, with the
+        checkpoint's ``data.streams``) with ``proposals`` a proposal file or directory (CONTRACT §1)
+        for its videos, durations from the feature lengths. ``fps`` defaults to ``data.fps``. The
+        keywords are checked at once, before any video is read."""
+        self.infer_config(infer_overrides)
+        repairs = None
+        if isinstance(videos, (str, os.PathLike)):
+            if proposals is None:
+                raise UserError(f"predict_many({str(videos)!r}) needs proposals=PATH: a BSN CSV directory, "
+                                "an ActivityNet proposal JSON or an SSN list for its videos")
+            repairs = RepairLog()
+            cfg = with_overrides(self.cfg, "data", {"features": str(videos), "proposals": str(proposals),
+                                                   "annotations": None, "fps": fps or self.cfg.data.fps})
+            stored = inference_videos(cfg, None, repairs=repairs)
+            items = ((v.id, v.features, v.proposals, v.duration, v.grid.fps) for v in stored)
+        elif proposals is not None:
+            raise UserError("predict_many(): proposals=PATH goes with a feature directory; in a list, give "
+                            "each video as (id, features, proposals)")
+        else:
+            items = (_item(x, fps) for x in videos)
+        return self._predict_each(items, infer_overrides, repairs)
+
+    def _predict_each(self, items: Iterable[tuple], overrides: Mapping[str, Any],
+                      repairs: RepairLog | None) -> Iterator[tuple[str, list[dict]]]:
+        for vid, features, proposals, duration, fps in items:
+            yield vid, self.predict(features, proposals, duration=duration, fps=fps, **overrides)
+        if repairs is not None:
+            repairs.report("predict_many() features")
+
+
+def _item(item, fps: float | None) -> tuple:
+    """An ``(id, features, proposals)`` of predict_many()'s list, as its directory's items are."""
+    if not isinstance(item, (tuple, list)) or len(item) != 3:
+        raise UserError(f"predict_many(): expected (id, features, proposals) items, got a {type(item).__name__}")
+    vid, features, proposals = item
+    return str(vid), features, proposals, None, fps
