@@ -15,6 +15,7 @@ from dcltal.commands.common import add_config_arguments, config_from_args
 from dcltal.commands.paths import output_file
 from dcltal.errors import RepairLog, UserError
 from dcltal.io import write_json
+from dcltal.runlog import add_output_arguments, show_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,18 +23,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="CKPT", help="checkpoint written by dcltal train (last.pt or best.pt)")
     parser.add_argument("--out", required=True, type=output_file, metavar="RESULTS.json", help="where to write the detections")
     parser.add_argument("--subset", metavar="NAME", help="annotation subset to run on (default: data.test_subset)")
+    add_output_arguments(parser)
     parser.add_argument("--cls-from", metavar="CKPT", help="take the classification head's input from this checkpoint")
     parser.add_argument("--loc-from", metavar="CKPT", help="take completeness and regression from this checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    progress = show_progress(args)
     from dcltal.engine.distributed import gather_objects, gather_videos, init_distributed, run_agreed, shutdown
 
     ctx = init_distributed(cfg.train.device)  # under torchrun each process detects in its share of the videos
     finished = False
     try:
-        results, repairs = run_agreed(lambda: _detect(args, cfg, ctx), ctx)
+        results, repairs = run_agreed(lambda: _detect(args, cfg, ctx, progress), ctx)
         merged, logs = gather_videos(results, ctx), gather_objects(repairs, ctx)
         if ctx.is_main:
             from dcltal.engine.inference import results_json
@@ -45,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
         finished = True
     finally:
         shutdown(ctx, finished)
-    if ctx.is_main:
+    if ctx.is_main and not args.quiet:
         count = sum(len(d) for d in merged.values())
         print(f"wrote {count} detections in {len(merged)} videos to {args.out}")
     return 0
 
 
-def _detect(args: argparse.Namespace, cfg, ctx) -> tuple[dict, RepairLog]:
+def _detect(args: argparse.Namespace, cfg, ctx, progress: bool) -> tuple[dict, RepairLog]:
     """This process's share of the detections ``{video: [...]}`` and of the features' repairs."""
     from dcltal.engine.distributed import shard_videos
     from dcltal.engine.predictor import Predictor, inference_videos
@@ -69,4 +72,4 @@ def _detect(args: argparse.Namespace, cfg, ctx) -> tuple[dict, RepairLog]:
         predictor = predictor.with_localization_from(other)
     repairs = RepairLog()  # one counted line a kind, once every video is read
     videos = inference_videos(cfg, args.subset, predictor.classes, repairs, shard=lambda ids: shard_videos(ids, ctx))
-    return predictor.detect(videos, cfg, progress=ctx.is_main)["results"], repairs
+    return predictor.detect(videos, cfg, progress=progress and ctx.is_main)["results"], repairs

@@ -22,6 +22,7 @@ copy).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, replace
@@ -41,6 +42,8 @@ from dcltal.errors import UserError
 from dcltal.model.bmn import BMN
 from dcltal.model.bmn_losses import bmn_losses
 from dcltal.ops.nms import soft_nms
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,10 @@ class ProposalTask:
         if not videos:
             raise UserError(f"no training videos in subset {cfg.data.train_subset} of {cfg.data.annotations}")
         train, val = split_videos(len(videos), cfg.train.val_fraction, cfg.train.seed)
-        return cls(cfg, [videos[i] for i in train], [videos[i] for i in val])
+        task = cls(cfg, [videos[i] for i in train], [videos[i] for i in val])
+        log.info("subset %s: %d videos (%d held out for validation), %d instances; %d training windows",
+                 cfg.data.train_subset, len(videos), len(val), sum(len(r[3]) for r in videos.records), len(task))
+        return task
 
     def __len__(self) -> int:
         return len(self.windows)  # what DDP processes share: windows
