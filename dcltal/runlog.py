@@ -21,9 +21,11 @@ log = logging.getLogger("dcltal")
 PROGRESS_ENV = "DCLTAL_PROGRESS"
 
 
-def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+def add_output_arguments(parser: argparse.ArgumentParser, quiet: bool = True) -> None:
+    """``--progress``, and ``--quiet`` where ``quiet`` (commands whose summary is not their point)."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quiet", action="store_true", help="warnings and errors only: no progress bars, no summary")
+    if quiet:
+        group.add_argument("--quiet", action="store_true", help="warnings and errors only: no progress bars, no summary")
     group.add_argument("--progress", action="store_true",
                        help=f"progress bars even where stderr is not a terminal (also {PROGRESS_ENV}=1)")
 
@@ -31,7 +33,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars: never with ``--quiet``; with ``--progress`` or DCLTAL_PROGRESS=1; never with
     DCLTAL_PROGRESS=0; else only where stderr is a terminal (not in SLURM or CI logs)."""
-    if args.quiet:
+    if getattr(args, "quiet", False):
         return False
     if args.progress:
         return True
