@@ -99,3 +99,6 @@ def test_two_process_train_under_torchrun(tmp_path):
     rows = (work / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 3  # rank 0 alone writes: rgb, flow, fused a epoch
     assert run.stdout.count("checkpoint:") == 1  # rank 0 reports
+    log = (work / "train.log").read_text()  # rank 0 alone keeps the record
+    assert log.count("dcltal train into") == 1 and "2 processes" in log and log.count("epoch 2 fused: ") == 1
+    assert (work / "config.yaml").is_file()

@@ -189,7 +189,7 @@ class Predictor:
         """Detections in one video: ``features`` {stream: [T, D]} or one [T, C] array (split by the
         checkpoint's ``data.streams``), ``proposals`` [N, 2] (or [N, 3] with a score) in seconds.
         ``infer_overrides`` replace keys of ``cfg.infer`` (e.g. ``nms="soft"``,
-        ``video_scores=None``). Video-level class scores: ``video_level`` [C] where given, else per
+        ``video_scores=None``), checked as the config's keys are (:meth:`infer_config`). Video-level class scores: ``video_level`` [C] where given, else per
         ``infer.video_scores``: the built-in classifier, or none. Returns [{label, score, segment}],
         best first."""
         data = self.cfg.data
