@@ -6,7 +6,6 @@ import logging
 
 import pytest
 import torch
-import yaml
 
 from dcltal.cli import main
 from dcltal.config import load_config
