@@ -9,7 +9,7 @@ import importlib
 import sys
 
 from dcltal import __version__
-from dcltal.errors import UserError
+from dcltal.errors import UserError, print_error, user_message
 from dcltal.runtime import tune_process
 
 COMMANDS = {  # name: (module, one-line help)
@@ -75,13 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         return int(args.run(args) or 0)
-    except UserError as e:
-        print(f"dcltal: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a path the user gave that cannot be read or written (a directory, under a file, ...)
-        if e.filename is None:  # not about a path (a closed pipe, ...): not a user's mistake to name
+    except (UserError, OSError) as e:  # OSError: a path the user gave that cannot be read or written
+        message = user_message(e)
+        if message is None:  # not about a path (a closed pipe, ...): not a user's mistake to name
             raise
-        print(f"dcltal: error: {e.strerror or e}: {e.filename} (check the path)", file=sys.stderr)
+        print_error(message)
         return 2
     except KeyboardInterrupt:
         print("dcltal: interrupted", file=sys.stderr)

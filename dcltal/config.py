@@ -318,6 +318,16 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
     return values
 
 
+def with_overrides(cfg: Config, section: str, values: dict[str, Any]) -> Config:
+    """A copy of ``cfg`` whose ``section`` has the keys of ``values`` replaced, checked as a config
+    file's keys are (type, choices, range): a UserError names the first bad key."""
+    current = getattr(cfg, section)
+    rebuilt = _build(type(current), {**dataclasses.asdict(current), **values}, f"{section}.")
+    out = dataclasses.replace(cfg, **{section: rebuilt})
+    _validate(out)
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config (or start from the defaults), apply ``--set`` overrides, validate."""
     values: dict[str, Any] = {}

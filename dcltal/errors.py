@@ -15,6 +15,20 @@ class UserError(Exception):
     """A mistake in the user's input; the message names the file or key and what to do."""
 
 
+def user_message(error: BaseException) -> str | None:
+    """The one line to print for a user's mistake: a UserError, or an OSError on a path the user
+    gave (cannot be read or written); None for anything else (a bug, a closed pipe)."""
+    if isinstance(error, UserError):
+        return str(error)
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or error}: {error.filename} (check the path)"
+    return None
+
+
+def print_error(message: str) -> None:
+    print(f"dcltal: error: {message}", file=sys.stderr, flush=True)
+
+
 class RepairLog:
     """Counts repairs by kind; :meth:`report` prints one warning line per kind to stderr."""
 
@@ -27,6 +41,11 @@ class RepairLog:
             return
         self.counts[kind] += count
         self.examples.setdefault(kind, example)
+
+    def merge(self, other: "RepairLog") -> None:
+        """Add ``other``'s counts (another process's share of the videos)."""
+        for kind, n in other.counts.items():
+            self.add(kind, other.examples[kind], n)
 
     def report(self, source: str = "") -> dict[str, int]:
         where = f"{source}: " if source else ""

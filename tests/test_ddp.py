@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from dcltal.config import load_config
 from dcltal.engine.checkpoint import load_checkpoint
-from dcltal.engine.distributed import DistContext, gather_results, shard_videos, shutdown
+from dcltal.engine.distributed import DistContext, gather_videos, shard_videos, shutdown
 from train_data import tiny_benchmark, tiny_config
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
@@ -51,10 +51,10 @@ def _worker(rank, config_path, port, out):
     try:
         task = _task(config_path, 2)
         grads = _gradients(task, torch.nn.parallel.DistributedDataParallel, [2 * rank, 2 * rank + 1])
-        # inference helpers: shard five videos by rank, gather the results JSON on rank 0
+        # inference helpers: shard five videos by rank, gather the per-video results on rank 0
         ctx = DistContext(rank, 2)
         mine = shard_videos([f"v{i}" for i in range(5)], ctx)
-        merged = gather_results({"version": "t", "results": {v: [{"rank": rank}] for v in mine}}, ctx)
+        merged = gather_videos({v: [{"rank": rank}] for v in mine}, ctx)
         if rank == 0:
             torch.save({"grads": grads, "merged": merged}, out)
         else:
@@ -71,8 +71,10 @@ def test_split_batch_gradients_equal_one_process(tmp_path):
     mp.spawn(_worker, args=(str(config), _free_port(), str(out)), nprocs=2, join=True)
     saved = torch.load(out, weights_only=True)
     split = saved["grads"]
-    assert saved["merged"]["results"] == {"v0": [{"rank": 0}], "v2": [{"rank": 0}], "v4": [{"rank": 0}],
-                                          "v1": [{"rank": 1}], "v3": [{"rank": 1}]}
+    merged = saved["merged"]
+    assert merged == {"v0": [{"rank": 0}], "v1": [{"rank": 0}], "v2": [{"rank": 1}], "v3": [{"rank": 1}],
+                      "v4": [{"rank": 1}]}
+    assert list(merged) == ["v0", "v1", "v2", "v3", "v4"]  # the whole list's order
     whole = _gradients(_task(config, 4), lambda m: m, [0, 1, 2, 3])
     assert split.keys() == whole.keys() and len(whole) > 10
     for name, g in whole.items():
@@ -97,3 +99,6 @@ def test_two_process_train_under_torchrun(tmp_path):
     rows = (work / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 3  # rank 0 alone writes: rgb, flow, fused a epoch
     assert run.stdout.count("checkpoint:") == 1  # rank 0 reports
+    log = (work / "train.log").read_text()  # rank 0 alone keeps the record
+    assert log.count("dcltal train into") == 1 and "2 processes" in log and log.count("epoch 2 fused: ") == 1
+    assert (work / "config.yaml").is_file()

@@ -192,3 +192,49 @@ def test_predict_repairs_proposals_as_the_command_line_does(tmp_path, capsys):
     for kind in ("swapped", "clipped", "dropped"):
         assert f"{kind}): 1 (e.g. video)" in err, err
     assert dets and all(0 <= d["segment"][0] <= d["segment"][1] <= duration for d in dets)
+
+
+@pytest.mark.parametrize("overrides, named", [
+    ({"nms": "bogus"}, "infer.nms: unknown value 'bogus' \\(choose one of: hard, soft\\)"),
+    ({"order": "typo"}, "infer.order"),
+    ({"nms_iou": 7.0}, "infer.nms_iou: 7.0 must be in \\(0, 1\\]"),
+    ({"top_k": "many"}, "infer.top_k: 'many' is not of type int"),
+    ({"nmsiou": 0.5}, "unknown keyword 'nmsiou'; it takes duration, fps, video_level and the infer.\\* keys: .*nms_iou"),
+])
+def test_predict_checks_its_keywords_as_the_config_does(tmp_path, overrides, named):
+    model = dcltal.load(_checkpoint(tmp_path / "m.pt"))
+    feats, props = _video(2)
+    with pytest.raises(UserError, match=f"^predict\\(\\): .*{named}"):
+        model.predict(feats, props, **overrides)
+    with pytest.raises(UserError, match=named):  # at once, before any video is read
+        model.predict_many(iter(()), **overrides)
+    assert model.predict(feats, props, nms_iou=1, order="nms_first")  # an int where a float is wanted is fine
+
+
+def test_predict_many_over_a_list_and_over_a_directory(tmp_path, capsys):
+    import json
+
+    model = dcltal.load(_checkpoint(tmp_path / "m.pt"))
+    videos = {f"v{i}": _video(10 + i) for i in range(3)}
+    many = model.predict_many(((vid, f, p) for vid, (f, p) in videos.items()), nms="soft")
+    assert next(many) == ("v0", model.predict(*videos["v0"], nms="soft"))  # one video at a time
+    assert [vid for vid, _ in many] == ["v1", "v2"]
+    # a directory of feature files and a proposal JSON: the same detections, durations from the features
+    feats_dir = tmp_path / "features"
+    feats_dir.mkdir()
+    results = {}
+    for vid, (f, p) in videos.items():
+        np.save(feats_dir / f"{vid}.npy", f)
+        results[vid] = [{"segment": [float(a), float(b)], "score": float(s)} for a, b, s in p]
+    (tmp_path / "props.json").write_text(json.dumps({"results": results}))
+    got = dict(model.predict_many(feats_dir, tmp_path / "props.json"))
+    assert sorted(got) == sorted(videos)
+    for vid, (f, p) in videos.items():
+        assert got[vid] == model.predict(f, p), vid
+    capsys.readouterr()
+    with pytest.raises(UserError, match="needs proposals=PATH"):
+        model.predict_many(feats_dir)
+    with pytest.raises(UserError, match="not found"):
+        model.predict_many(tmp_path / "nowhere", tmp_path / "props.json")
+    with pytest.raises(UserError, match="expected \\(id, features, proposals\\)"):
+        list(model.predict_many([videos["v0"]]))

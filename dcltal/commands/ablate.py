@@ -13,6 +13,7 @@ import shlex
 from dcltal.commands.common import add_config_arguments, config_from_args
 from dcltal.commands.paths import output_dir
 from dcltal.config import VARIANTS
+from dcltal.runlog import add_output_arguments, show_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "table rows whose variants are left out are left out")
     parser.add_argument("--seeds", type=int, default=1, metavar="N",
                         help="train each variant N times, train.seed + 0..N-1 (default 1); cells are mean ± std")
+    add_output_arguments(parser, quiet=False)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.engine.ablation import check_variants, run_study  # torch only after the arguments are known good
 
     variants = check_variants(args.variants)
-    study = run_study(cfg, args.out, variants, args.seeds, command_line(args))
+    study = run_study(cfg, args.out, variants, args.seeds, command_line(args), progress=show_progress(args))
     print(f"wrote {args.out}/ablations.md and {args.out}/ablations.json "
           f"({len(variants)} variants x {args.seeds} seeds, {study['wall_s']:.0f} s)")
     return 0

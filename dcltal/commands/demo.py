@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dcltal.commands.paths import output_dir
+from dcltal.runlog import add_output_arguments, show_progress
 
 # sizes of the demo; "full" trains as configs/synth.yaml says; "tiny" is for the test suite (seconds)
 SIZES = {
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="benchmark: the synthetic benchmark's BSN-like proposals (default); builtin: train the "
                              "built-in proposal generator first and detect on its proposals")
     parser.add_argument("--size", choices=sorted(SIZES), default="full", help=argparse.SUPPRESS)
+    add_output_arguments(parser, quiet=False)
 
 
 def demo_config(out: Path, size: str, proposals: Path | None = None, extra: tuple[str, ...] = ()):
@@ -77,7 +79,7 @@ def demo_config(out: Path, size: str, proposals: Path | None = None, extra: tupl
     return cfg
 
 
-def builtin_proposals(out: Path, size: str) -> tuple[Path, str]:
+def builtin_proposals(out: Path, size: str, progress: bool) -> tuple[Path, str]:
     """Train the built-in generator on the train split, propose for the train and test subsets and
     write them to DIR/proposals_builtin.json; returns the file and a line saying how it was made."""
     from dcltal.data.proposals import write_proposal_json
@@ -86,13 +88,13 @@ def builtin_proposals(out: Path, size: str) -> tuple[Path, str]:
 
     cfg = demo_config(out, size, extra=("model.kind=proposals", *GENERATOR[size]))
     started = time.time()
-    checkpoint = train(cfg, out / "generator")
+    checkpoint = train(cfg, out / "generator", progress=progress)
     trained = time.time()
     _say(f"  proposing for subsets {cfg.data.train_subset} and {cfg.data.test_subset}")
     model, settings, streams = load_generator(checkpoint, cfg)
     proposals = {}
     for subset in (cfg.data.train_subset, cfg.data.test_subset):
-        proposals.update(generate_proposals(model, load_proposal_videos(cfg, subset, streams), settings, progress=True))
+        proposals.update(generate_proposals(model, load_proposal_videos(cfg, subset, streams), settings, progress=progress))
     path = out / "proposals_builtin.json"
     write_proposal_json(path, proposals)
     p, t = settings, cfg.train
@@ -148,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
     started, cpu_started = time.time(), time.process_time()
     out, size, builtin = Path(args.out), SIZES[args.size], args.proposals == "builtin"
+    progress = show_progress(args)
     steps = iter(range(1, 6 if builtin else 5))
 
     def step(text: str) -> None:
@@ -155,15 +158,16 @@ def run(args: argparse.Namespace) -> int:
 
     step(f"synthesising the benchmark in {out / 'synth'}")
     summary = write_synthetic(out / "synth", seed=SEED, videos_train=size["videos_train"],
-                              videos_test=size["videos_test"], classes=size["classes"], dim=size["dim"])
+                              videos_test=size["videos_test"], classes=size["classes"], dim=size["dim"],
+                              progress=progress)
     proposals_used = PROPOSALS["benchmark"]
     proposals_path = None
     if builtin:
         step("training the built-in proposal generator, then proposing")
-        proposals_path, proposals_used = builtin_proposals(out, args.size)
+        proposals_path, proposals_used = builtin_proposals(out, args.size, progress)
     cfg = demo_config(out, args.size, proposals_path)
     step("training both streams")
-    checkpoint = train(cfg, out / "work")
+    checkpoint = train(cfg, out / "work", progress=progress)
     step("detecting on the test split and evaluating")
     predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
     test = inference_videos(cfg, cfg.data.test_subset, predictor.classes)
@@ -177,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
     method = "ours: D-Net + A-Net" if cfg.model.variant == "dnet" else f"variant {cfg.model.variant}"
     predictions = list(predict_streams(predictor.models, test, predictor.coder, cfg.infer,
-                                       extend_ratio=cfg.model.extend_ratio, progress=True))
+                                       extend_ratio=cfg.model.extend_ratio, progress=progress))
 
     def rows_for(streams, scores, infer=cfg.infer):  # fusion and NMS of the stored stream predictions
         return results_json({v.id: video_detections(v, {s: p[s] for s in streams}, infer, predictor.classes, scores)

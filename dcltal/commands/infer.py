@@ -3,7 +3,9 @@
 The data and inference settings come from CONFIG (and ``--set``), the model from the checkpoint.
 With ``--set data.annotations=null`` every video in ``data.features`` is processed, its duration
 taken from its feature length. ``--cls-from A --loc-from B`` takes classification from checkpoint
-A and completeness and regression from checkpoint B (the paper's Table 3).
+A and completeness and regression from checkpoint B (the paper's Table 3). Under ``torchrun
+--nproc_per_node=N -m dcltal infer ...`` each process detects in its share of the videos and rank 0
+writes the one results file.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import argparse
 from dcltal.commands.common import add_config_arguments, config_from_args
 from dcltal.commands.paths import output_file
 from dcltal.errors import RepairLog, UserError
+from dcltal.io import write_json
+from dcltal.runlog import add_output_arguments, show_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,33 +23,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="CKPT", help="checkpoint written by dcltal train (last.pt or best.pt)")
     parser.add_argument("--out", required=True, type=output_file, metavar="RESULTS.json", help="where to write the detections")
     parser.add_argument("--subset", metavar="NAME", help="annotation subset to run on (default: data.test_subset)")
+    add_output_arguments(parser)
     parser.add_argument("--cls-from", metavar="CKPT", help="take the classification head's input from this checkpoint")
     parser.add_argument("--loc-from", metavar="CKPT", help="take completeness and regression from this checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    from dcltal.engine.predictor import Predictor, inference_videos  # torch only after the arguments are known good
+    progress = show_progress(args)
+    from dcltal.engine.distributed import gather_objects, gather_videos, init_distributed, run_agreed, shutdown
+
+    ctx = init_distributed(cfg.train.device)  # under torchrun each process detects in its share of the videos
+    finished = False
+    try:
+        results, repairs = run_agreed(lambda: _detect(args, cfg, ctx, progress), ctx)
+        merged, logs = gather_videos(results, ctx), gather_objects(repairs, ctx)
+        if ctx.is_main:
+            from dcltal.engine.inference import results_json
+
+            for log in logs[1:]:
+                repairs.merge(log)
+            repairs.report("features")
+        run_agreed(lambda: write_json(args.out, results_json(merged)) if ctx.is_main else None, ctx)
+        finished = True
+    finally:
+        shutdown(ctx, finished)
+    if ctx.is_main and not args.quiet:
+        count = sum(len(d) for d in merged.values())
+        print(f"wrote {count} detections in {len(merged)} videos to {args.out}")
+    return 0
+
+
+def _detect(args: argparse.Namespace, cfg, ctx, progress: bool) -> tuple[dict, RepairLog]:
+    """This process's share of the detections ``{video: [...]}`` and of the features' repairs."""
+    from dcltal.engine.distributed import shard_videos
+    from dcltal.engine.predictor import Predictor, inference_videos
 
     if args.checkpoint and args.cls_from and args.loc_from:
         raise UserError("--checkpoint is not used when both --cls-from and --loc-from are given; drop one of them")
     cls_from, loc_from = args.cls_from or args.checkpoint, args.loc_from or args.checkpoint
     if cls_from is None or loc_from is None:
         raise UserError("dcltal infer needs --checkpoint CKPT, or both --cls-from CKPT and --loc-from CKPT")
-    predictor = Predictor.from_checkpoint(cls_from, cfg.train.device)
+    predictor = Predictor.from_checkpoint(cls_from, ctx.device)
     predictor.check_streams(cfg.data.streams)
     if loc_from != cls_from:
-        other = Predictor.from_checkpoint(loc_from, cfg.train.device)
+        other = Predictor.from_checkpoint(loc_from, ctx.device)
         other.check_streams(cfg.data.streams)
         predictor = predictor.with_localization_from(other)
     repairs = RepairLog()  # one counted line a kind, once every video is read
-    videos = inference_videos(cfg, args.subset, predictor.classes, repairs)
-    results = predictor.detect(videos, cfg, progress=True)
-    repairs.report("features")
-
-    from dcltal.io import write_json
-
-    write_json(args.out, results)
-    count = sum(len(d) for d in results["results"].values())
-    print(f"wrote {count} detections in {len(results['results'])} videos to {args.out}")
-    return 0
+    videos = inference_videos(cfg, args.subset, predictor.classes, repairs, shard=lambda ids: shard_videos(ids, ctx))
+    return predictor.detect(videos, cfg, progress=progress and ctx.is_main)["results"], repairs

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from dcltal.commands.paths import output_dir
+from dcltal.runlog import add_output_arguments, show_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,13 +16,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos-test", type=int, default=D["videos_test"], help="videos in subset Test (default %(default)s)")
     parser.add_argument("--classes", type=int, default=D["classes"], help="action classes, in confusable pairs (default %(default)s)")
     parser.add_argument("--dim", type=int, default=D["dim"], help="feature width of one stream; files are 2*DIM wide (default %(default)s)")
+    add_output_arguments(parser, quiet=False)
 
 
 def run(args: argparse.Namespace) -> int:
     from dcltal.data.synth import write_synthetic
 
     s = write_synthetic(args.out_dir, seed=args.seed, videos_train=args.videos_train, videos_test=args.videos_test,
-                        classes=args.classes, dim=args.dim)
+                        classes=args.classes, dim=args.dim, progress=show_progress(args))
     videos = ", ".join(f"{k} {v} videos / {s['instances'][k]} instances" for k, v in s["videos"].items())
     print(f"wrote {s['out_dir']}: {videos}; {s['classes']} classes; features [T, {2 * s['dim']}] "
           f"(rgb {s['streams']['rgb']}, flow {s['streams']['flow']}), {s['snippets']} snippets; "

@@ -6,6 +6,7 @@ training labels (ground truth). Features are read once through the FeatureStore;
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,7 @@ from tqdm import tqdm
 from dcltal.data.grid import TimeGrid
 from dcltal.errors import RepairLog, UserError
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class VideoRecord:
@@ -96,4 +98,17 @@ class VideoDataset:
         records = [VideoRecord(v.id, grids[v.id], float(durations[v.id]), feats[v.id], proposals[v.id],
                                np.asarray(v.segments, np.float64).reshape(-1, 2), np.asarray(v.labels, np.int64))
                    for v in chosen]
+        _log_counts(annotations, subset or data.train_subset, records, len(avoid))
         return cls(records, list(annotations.classes))
+
+
+def _log_counts(annotations, subset: str, records: list[VideoRecord], avoided: int) -> None:
+    """The data counts of a run's log (docs/training.md, "Run records")."""
+    per_subset: dict[str, list[int]] = {}
+    for v in annotations.videos.values():
+        count = per_subset.setdefault(v.subset, [0, 0])
+        count[0] += 1
+        count[1] += len(v.labels)
+    log.info("annotations: %s", ", ".join(f"{name} {n} videos / {m} instances" for name, (n, m) in per_subset.items()))
+    log.info("subset %s: %d videos (%d ids in data.avoid_videos), %d instances, %d proposals", subset, len(records),
+             avoided, sum(len(r.labels) for r in records), sum(len(r.proposals) for r in records))

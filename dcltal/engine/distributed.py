@@ -1,21 +1,23 @@
 """DistributedDataParallel helpers (DESIGN §4): ``torchrun --nproc_per_node=N -m dcltal train ...``.
 
 gloo on CPU, NCCL on GPUs. Training shards the training videos (or windows) with a
-DistributedSampler; checkpoints, metrics and validation are rank 0's. Inference shards videos
-(:func:`shard_videos`) and gathers the results on rank 0 (:func:`gather_results`). Without torchrun
-(WORLD_SIZE unset or 1) every helper is the one-process identity.
+DistributedSampler; checkpoints, metrics and validation are rank 0's. Inference and proposals shard
+the videos (:func:`shard_videos`), gather them on rank 0 (:func:`gather_videos`), which writes the
+one output; :func:`run_agreed` makes one process's mistake stop all with one error line. Without
+torchrun (WORLD_SIZE unset or 1) every helper is the one-process identity.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 from dcltal.engine.device import resolve_device
+from dcltal.errors import UserError, print_error, user_message
 
 T = TypeVar("T")
 
@@ -77,8 +79,10 @@ def shard_indices(count: int, ctx: DistContext, epoch: int, seed: int) -> torch.
 
 
 def shard_videos(videos: Sequence[T], ctx: DistContext) -> list[T]:
-    """Inference: every ``world_size``-th video from this process's rank (no padding, no repeats)."""
-    return list(videos)[ctx.rank :: ctx.world_size]
+    """Inference: this process's contiguous block of ``videos`` (blocks in rank order make the whole
+    list again; their sizes differ by at most one)."""
+    lo, hi = (len(videos) * r // ctx.world_size for r in (ctx.rank, ctx.rank + 1))
+    return list(videos[lo:hi])
 
 
 def gather_objects(obj: Any, ctx: DistContext) -> list[Any] | None:
@@ -90,15 +94,42 @@ def gather_objects(obj: Any, ctx: DistContext) -> list[Any] | None:
     return out
 
 
-def gather_results(results: dict[str, Any], ctx: DistContext) -> dict[str, Any] | None:
-    """ActivityNet results JSON objects of the shards -> one on rank 0 (videos in rank order), None
-    elsewhere."""
-    parts = gather_objects(results, ctx)
-    if parts is None:
-        return None
-    merged = dict(parts[0])
-    merged["results"] = {vid: dets for part in parts for vid, dets in part["results"].items()}
-    return merged
+def gather_videos(per_video: dict[str, Any], ctx: DistContext) -> dict[str, Any] | None:
+    """The processes' ``{video: result}`` merged on rank 0 in rank order (with :func:`shard_videos`'
+    blocks, the order of the whole list), None elsewhere."""
+    parts = gather_objects(per_video, ctx)
+    return None if parts is None else {vid: r for part in parts for vid, r in part.items()}
+
+
+def run_agreed(work: Callable[[], T], ctx: DistContext) -> T:
+    """``work()`` in every process, where a user's mistake in one stops all without a hang: the
+    processes learn through an all_reduce whether any of them raised one (a UserError, or an OSError
+    on a path), rank 0 prints the first such process's message as the one error line, and every
+    process leaves the group and exits with code 2. In one process, ``work()`` as it is."""
+    if not ctx.distributed:
+        return work()
+    result, message = None, None
+    try:
+        result = work()
+    except (UserError, OSError) as e:
+        message = user_message(e)
+        if message is None:
+            raise
+    first = torch.tensor([ctx.world_size if message is None else ctx.rank], device=_collective_device(ctx))
+    dist.all_reduce(first, op=dist.ReduceOp.MIN)
+    failed = int(first)
+    if failed == ctx.world_size:
+        return result
+    box = [message]
+    dist.broadcast_object_list(box, src=failed)
+    if ctx.is_main:
+        print_error(box[0])
+    shutdown(ctx)  # every process is here: the barrier lets rank 0's line out before any process exits
+    raise SystemExit(2)
+
+
+def _collective_device(ctx: DistContext) -> torch.device:
+    return ctx.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def broadcast_object(obj: Any, ctx: DistContext) -> Any:

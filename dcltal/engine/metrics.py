@@ -1,14 +1,17 @@
-"""DIR/metrics.csv (one row per model and epoch, plus a ``fused`` row for the joint validation) and
-TensorBoard events in DIR/tensorboard (``tensorboard --logdir DIR``)."""
+"""DIR/metrics.csv (one row per model and epoch, plus a ``fused`` row for the joint validation),
+TensorBoard events in DIR/tensorboard (``tensorboard --logdir DIR``), and the same as a line per
+row in the run's log (dcltal.runlog)."""
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 
 from dcltal.io import write_text
 
 FIRST = ("epoch", "stream")
+log = logging.getLogger(__name__)
 
 
 class MetricsLog:
@@ -34,6 +37,7 @@ class MetricsLog:
                     self.columns.append(key)
                 self.tb.add_scalar(f"{stream}/{key}", value, epoch)
             self.rows.append({"epoch": str(epoch), "stream": stream, **{k: f"{v:.6g}" for k, v in values.items()}})
+            log.info("epoch %d %s: %s", epoch, stream, ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
         self.tb.flush()
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=self.columns, restval="", lineterminator="\n")

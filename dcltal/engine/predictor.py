@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from types import SimpleNamespace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from dcltal.config import Config, config_from_dict
+from dcltal.config import Config, InferConfig, config_from_dict, with_overrides
 from dcltal.data.grid import TimeGrid
 from dcltal.data.proposals import repair_proposals
 from dcltal.engine.checkpoint import load_checkpoint
@@ -46,12 +46,14 @@ class StoredVideo:
 
 
 def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None = None,
-                     repairs: RepairLog | None = None) -> list[StoredVideo]:
+                     repairs: RepairLog | None = None,
+                     shard: Callable[[list[str]], list[str]] | None = None) -> list[StoredVideo]:
     """The videos to detect in: those of ``subset`` in ``data.annotations``, or, with
     ``data.annotations`` null, every video in ``data.features`` (durations from the feature
-    length, CONTRACT §3). With ``classes``, the annotations must name the same classes. The
-    features' repairs (streams cut to the shorter) are counted in ``repairs`` as the videos are
-    read, where given, else reported video by video."""
+    length, CONTRACT §3); of those, ``shard(ids)`` where given (a process's share under torchrun).
+    With ``classes``, the annotations must name the same classes. The features' repairs (streams
+    cut to the shorter) are counted in ``repairs`` as the videos are read, where given, else
+    reported video by video."""
     from dcltal.data.annotations import load_annotations
     from dcltal.data.features import FeatureStore
     from dcltal.data.proposals import load_proposals
@@ -77,6 +79,8 @@ def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None 
         videos = {vid: (None, None) for vid in store.video_ids()}
         if not videos:
             raise UserError(f"no feature files in {data.features} (check data.features)")
+    if shard is not None:
+        videos = {vid: videos[vid] for vid in shard(list(videos))}
     grids = {vid: TimeGrid(fps or data.fps, data.feature_stride, data.feature_window) for vid, (fps, _) in videos.items()}
     durations = {vid: d if d is not None else grids[vid].duration(next(iter(load(vid).values())).shape[0])
                  for vid, (_, d) in videos.items()}
@@ -93,7 +97,7 @@ class Predictor:
         self.source = source
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto") -> "Predictor":
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "auto") -> "Predictor":
         from dcltal.model.detector import Detector
         from dcltal.ops.segment_coder import SegmentCoder
 
@@ -106,7 +110,7 @@ class Predictor:
             cfg = config_from_dict(ckpt["config"])
         except UserError as e:
             raise UserError(f"checkpoint {path}: its stored config: {e}") from None
-        dev = resolve_device(device)
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
         models = {}
         for stream, entry in ckpt["streams"].items():
             model = Detector.from_config(cfg.model, int(entry["dim"]), len(ckpt["classes"]))
@@ -167,12 +171,25 @@ class Predictor:
         return detect(self.models, videos, self.coder, cfg.infer, self.classes, self.video_scores(videos, cfg.infer),
                       extend_ratio=self.cfg.model.extend_ratio, progress=progress)
 
+    def infer_config(self, overrides: Mapping[str, Any]):
+        """The checkpoint's ``infer`` settings with ``overrides`` (predict()'s keywords), checked as
+        the config's keys are; a UserError names the bad key, or lists the keywords for an unknown one."""
+        known = [f.name for f in fields(InferConfig)]
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise UserError(f"predict(): unknown keyword {unknown[0]!r}; it takes duration, fps, video_level and "
+                            f"the infer.* keys: {', '.join(known)}")
+        try:
+            return with_overrides(self.cfg, "infer", dict(overrides)).infer
+        except UserError as e:
+            raise UserError(f"predict(): {e}") from None
+
     def predict(self, features, proposals, *, duration: float | None = None, fps: float | None = None,
                 video_level=None, **infer_overrides) -> list[dict]:
         """Detections in one video: ``features`` {stream: [T, D]} or one [T, C] array (split by the
         checkpoint's ``data.streams``), ``proposals`` [N, 2] (or [N, 3] with a score) in seconds.
         ``infer_overrides`` replace keys of ``cfg.infer`` (e.g. ``nms="soft"``,
-        ``video_scores=None``). Video-level class scores: ``video_level`` [C] where given, else per
+        ``video_scores=None``), checked as the config's keys are (:meth:`infer_config`). Video-level class scores: ``video_level`` [C] where given, else per
         ``infer.video_scores``: the built-in classifier, or none. Returns [{label, score, segment}],
         best first."""
         data = self.cfg.data
@@ -190,7 +207,7 @@ class Predictor:
         if proposals.ndim != 2 or proposals.shape[1] not in (2, 3):
             raise UserError(f"proposals of shape {proposals.shape}: expected [N, 2] (start, end) seconds")
         grid = TimeGrid(fps or data.fps, data.feature_stride, data.feature_window)
-        infer_cfg = replace(self.cfg.infer, **infer_overrides)
+        infer_cfg = self.infer_config(infer_overrides)
         features = {s: np.asarray(features[s], dtype=np.float32) for s in self.models}
         log = RepairLog()  # as the command line repairs proposal files: counted warnings on stderr
         span = duration if duration is not None else grid.duration(next(iter(features.values())).shape[0])
@@ -206,3 +223,44 @@ class Predictor:
         res = detect(self.models, [video], self.coder, infer_cfg, self.classes, scores,
                      extend_ratio=self.cfg.model.extend_ratio)
         return res["results"]["video"]
+
+    def predict_many(self, videos, proposals=None, *, fps: float | None = None,
+                     **infer_overrides) -> Iterator[tuple[str, list[dict]]]:
+        """Detections video by video, as predict() finds them: ``(video id, detections)`` yielded
+        while the later videos are still unread. ``videos``: an iterable of ``(id, features,
+        proposals)``; or a directory of feature files (read as ``data.features`` is, with the
+        checkpoint's ``data.streams``) with ``proposals`` a proposal file or directory (CONTRACT §1)
+        for its videos, durations from the feature lengths. ``fps`` defaults to ``data.fps``. The
+        keywords are checked at once, before any video is read."""
+        self.infer_config(infer_overrides)
+        repairs = None
+        if isinstance(videos, (str, os.PathLike)):
+            if proposals is None:
+                raise UserError(f"predict_many({str(videos)!r}) needs proposals=PATH: a BSN CSV directory, "
+                                "an ActivityNet proposal JSON or an SSN list for its videos")
+            repairs = RepairLog()
+            cfg = with_overrides(self.cfg, "data", {"features": str(videos), "proposals": str(proposals),
+                                                   "annotations": None, "fps": fps or self.cfg.data.fps})
+            stored = inference_videos(cfg, None, repairs=repairs)
+            items = ((v.id, v.features, v.proposals, v.duration, v.grid.fps) for v in stored)
+        elif proposals is not None:
+            raise UserError("predict_many(): proposals=PATH goes with a feature directory; in a list, give "
+                            "each video as (id, features, proposals)")
+        else:
+            items = (_item(x, fps) for x in videos)
+        return self._predict_each(items, infer_overrides, repairs)
+
+    def _predict_each(self, items: Iterable[tuple], overrides: Mapping[str, Any],
+                      repairs: RepairLog | None) -> Iterator[tuple[str, list[dict]]]:
+        for vid, features, proposals, duration, fps in items:
+            yield vid, self.predict(features, proposals, duration=duration, fps=fps, **overrides)
+        if repairs is not None:
+            repairs.report("predict_many() features")
+
+
+def _item(item, fps: float | None) -> tuple:
+    """An ``(id, features, proposals)`` of predict_many()'s list, as its directory's items are."""
+    if not isinstance(item, (tuple, list)) or len(item) != 3:
+        raise UserError(f"predict_many(): expected (id, features, proposals) items, got a {type(item).__name__}")
+    vid, features, proposals = item
+    return str(vid), features, proposals, None, fps

@@ -22,10 +22,11 @@ copy).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, replace
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +42,8 @@ from dcltal.errors import UserError
 from dcltal.model.bmn import BMN
 from dcltal.model.bmn_losses import bmn_losses
 from dcltal.ops.nms import soft_nms
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,15 +122,19 @@ class ProposalVideos(Sequence):
         return ProposalVideo(vid, grid, duration or grid.duration(len(features)), features, segments)
 
 
-def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None) -> ProposalVideos:
+def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None,
+                         shard: Callable[[list], list] | None = None) -> ProposalVideos:
     """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), the
-    streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's)."""
+    streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's);
+    of those, ``shard(videos)`` where given (a process's share under torchrun)."""
     store = FeatureStore(cfg.data.features, cfg.data.streams)
     if cfg.data.annotations is None:
         records = [(vid, None, None, np.zeros((0, 2))) for vid in store.video_ids()]
     else:
         ann = load_annotations(cfg.data.annotations, cfg.data.classes)
         records = [(v.id, v.fps, v.duration, v.segments) for v in ann.in_subset(subset or cfg.data.test_subset)]
+    if shard is not None:
+        records = shard(records)
     return ProposalVideos(cfg, records, store, list(streams or cfg.data.streams))
 
 
@@ -186,7 +193,10 @@ class ProposalTask:
         if not videos:
             raise UserError(f"no training videos in subset {cfg.data.train_subset} of {cfg.data.annotations}")
         train, val = split_videos(len(videos), cfg.train.val_fraction, cfg.train.seed)
-        return cls(cfg, [videos[i] for i in train], [videos[i] for i in val])
+        task = cls(cfg, [videos[i] for i in train], [videos[i] for i in val])
+        log.info("subset %s: %d videos (%d held out for validation), %d instances; %d training windows",
+                 cfg.data.train_subset, len(videos), len(val), sum(len(r[3]) for r in videos.records), len(task))
+        return task
 
     def __len__(self) -> int:
         return len(self.windows)  # what DDP processes share: windows
@@ -305,9 +315,10 @@ def checkpoint_entry(model: BMN, cfg: Config, in_dim: int) -> dict:
     return {"dim": in_dim, "streams": list(cfg.data.streams), "state_dict": model.state_dict()}
 
 
-def load_generator(path: str | os.PathLike, cfg: Config) -> tuple[BMN, ProposalsConfig, list[str]]:
-    """The trained network of a checkpoint written with ``model.kind: proposals``, on
-    ``train.device``; its settings (architecture from the checkpoint, decoding from ``cfg``); and the
+def load_generator(path: str | os.PathLike, cfg: Config, device: torch.device | None = None
+                   ) -> tuple[BMN, ProposalsConfig, list[str]]:
+    """The trained network of a checkpoint written with ``model.kind: proposals``, on ``device``
+    (default ``train.device``); its settings (architecture from the checkpoint, decoding from ``cfg``); and the
     order in which it reads the streams side by side."""
     ckpt = load_checkpoint(path)
     entry = ckpt.get("proposals")
@@ -324,4 +335,4 @@ def load_generator(path: str | os.PathLike, cfg: Config) -> tuple[BMN, Proposals
     settings = replace(cfg.proposals, **{k: getattr(trained, k) for k in ARCHITECTURE_KEYS})
     model = BMN.from_config(settings, int(entry["dim"]))
     model.load_state_dict(entry["state_dict"])
-    return model.to(resolve_device(cfg.train.device)).eval(), settings, list(entry["streams"])
+    return model.to(device or resolve_device(cfg.train.device)).eval(), settings, list(entry["streams"])

@@ -54,7 +54,7 @@ def write_synthetic(out_dir: str | os.PathLike, seed: int = 0, videos_train: int
                "streams": {"rgb": [0, dim], "flow": [dim, 2 * dim]},
                "videos": {s: 0 for s, _ in SUBSETS}, "instances": {s: 0 for s, _ in SUBSETS},
                "snippets": 0, "proposals": 0}
-    for subset, prefix, i in tqdm(jobs, desc="synth", unit="video", disable=not progress or None):
+    for subset, prefix, i in tqdm(jobs, desc="synth", unit="video", disable=not progress):
         vid = f"{prefix}_{i + 1:07d}"
         # one seed sequence a video, split per concern: a change in one draw moves no other
         layout_rng, feature_rng, proposal_rng = (np.random.default_rng(s) for s in
