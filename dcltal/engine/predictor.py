@@ -62,7 +62,7 @@ def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None 
     if data.proposals is None:
         raise UserError("config key data.proposals is not set; inference needs proposals "
                         "(BSN CSV directory, ActivityNet proposal JSON or SSN list; or run dcltal propose)")
-    store = FeatureStore(data.features, data.streams, cache=data.feature_cache, repairs=repairs)
+    store = FeatureStore.from_config(data, cache=data.feature_cache, repairs=repairs)
     load = functools.lru_cache(maxsize=16)(store.load)
     if data.annotations is not None:
         annotations = load_annotations(data.annotations, data.classes)

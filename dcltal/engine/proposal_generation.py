@@ -122,7 +122,7 @@ class ProposalVideos(Sequence):
 def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None) -> ProposalVideos:
     """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), the
     streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's)."""
-    store = FeatureStore(cfg.data.features, cfg.data.streams)
+    store = FeatureStore.from_config(cfg.data)
     if cfg.data.annotations is None:
         records = [(vid, None, None, np.zeros((0, 2))) for vid in store.video_ids()]
     else:
