@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dcltal.errors import UserError
+from dcltal.extras import require
 
 NPY_MAGIC = b"\x93NUMPY"
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -109,10 +110,7 @@ class H5File:
     """An HDF5 file holding a dataset a video, named by the video id."""
 
     def __init__(self, path: Path) -> None:
-        try:
-            import h5py
-        except ImportError:
-            raise UserError(f"reading {path} needs h5py: pip install 'dcltal[h5]'") from None
+        h5py = require("h5", f"reading {path}")
         self.path, self._h5py = path, h5py
         try:
             with h5py.File(path, "r") as f:
