@@ -68,7 +68,7 @@ def test_hdf5_one_file_a_dataset_per_video(tmp_path):
 def test_hdf5_without_h5py_names_the_extra(tmp_path, monkeypatch):
     (tmp_path / "feats.h5").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now fails
-    with pytest.raises(UserError, match=r"needs h5py: pip install 'dcltal\[h5\]'"):
+    with pytest.raises(UserError, match=r"feats\.h5 needs h5py, which is not installed: pip install 'dcltal\[h5\]'"):
         FeatureStore(tmp_path / "feats.h5", STREAMS).video_ids()
 
 
