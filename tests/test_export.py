@@ -127,3 +127,14 @@ def test_migration_steps_run_in_order_and_newer_versions_are_refused(tmp_path, m
     torch.save({**ckpt, "format_version": 4}, tmp_path / "c.pt")
     with pytest.raises(UserError, match="format version 4; .*upgrade dcltal"):
         checkpoint.load_checkpoint(tmp_path / "c.pt")
+
+
+def test_an_edited_directory_that_no_longer_fits_its_weights_is_a_mistake(exported, tmp_path):
+    edited = tmp_path / "model"
+    edited.mkdir()
+    for f in (exported / "model").iterdir():
+        (edited / f.name).write_bytes(f.read_bytes())
+    with open(edited / "classes.txt", "a") as f:
+        f.write("a_fourth_class\n")
+    with pytest.raises(UserError, match="rgb weights do not fit the model its config and 4 classes describe"):
+        dcltal.load(edited)

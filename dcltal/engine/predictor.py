@@ -110,7 +110,11 @@ class Predictor:
         models = {}
         for stream, entry in ckpt["streams"].items():
             model = Detector.from_config(cfg.model, int(entry["dim"]), len(ckpt["classes"]))
-            model.load_state_dict(entry["state_dict"])
+            try:
+                model.load_state_dict(entry["state_dict"])
+            except RuntimeError:  # an edited config.yaml or classes.txt of an exported model
+                raise UserError(f"checkpoint {path}: the {stream} weights do not fit the model its config and "
+                                f"{len(ckpt['classes'])} classes describe; export the model again") from None
             models[stream] = model.to(dev).eval()
         coder = SegmentCoder(**ckpt["coder"])
         vc = ckpt.get("video_classifier")
