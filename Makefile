@@ -9,7 +9,7 @@ $(BIN)/dcltal: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# the CPU wheel from this machine's disk; the project's torch range then installs nothing bigger
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,all]'
 	touch $@
 
 install: $(BIN)/dcltal

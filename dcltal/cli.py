@@ -24,6 +24,7 @@ COMMANDS = {  # name: (module, one-line help)
     "ablate": ("dcltal.commands.ablate", "train and evaluate the paper's ablation variants"),
     "visualize": ("dcltal.commands.visualize", "plot attention curves (paper Fig. 1 and 3) and detections"),
     "propose": ("dcltal.commands.propose", "generate proposals with the built-in proposal network"),
+    "export": ("dcltal.commands.export", "write a checkpoint as a released model: safetensors weights, config, classes"),
 }
 
 

@@ -23,7 +23,10 @@ VARIANTS = ("dnet", "baseline", "mlp1", "mlp2", "random", "only_common", "no_com
 @dataclass
 class DataConfig:
     annotations: str | None = None
-    features: str | dict[str, str] | None = None  # one directory, or {stream: directory}
+    features: str | dict[str, str] | None = None  # one directory or HDF5 file, or {stream: directory or HDF5 file}
+    feature_prefix: str = ""  # file names are <prefix><video_id><suffix>.<extension>
+    feature_suffix: str = ""
+    trust_pickle: bool = False  # read .pkl feature files (unpickling can run code)
     proposals: str | None = None
     classes: str | None = None
     train_subset: str = "Validation"

@@ -12,7 +12,8 @@ from dcltal.errors import UserError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint written by dcltal train")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="checkpoint written by dcltal train, or a directory written by dcltal export")
     parser.add_argument("--video", required=True, metavar="ID", help="video id in data.annotations")
     parser.add_argument("--out", required=True, type=output_dir, metavar="DIR", help="folder for the PNGs")
     parser.add_argument("--instances", type=int, default=2, metavar="K",

@@ -2,7 +2,7 @@
 
 Layout (docs/architecture.md; CONTRACT §3)::
 
-    {"format": "dcltal-checkpoint/1", "config": cfg.to_dict(), "classes": [names],
+    {"format": "dcltal-checkpoint/1", "format_version": 1, "config": cfg.to_dict(), "classes": [names],
      "streams": {stream: {"dim": D, "state_dict": ...}},      # detector (model.kind: detector)
      "proposals": {...},                                      # generator (model.kind: proposals)
      "coder": {"kind", "mean", "std"}, "video_classifier": {stream: state_dict} | None,
@@ -10,37 +10,80 @@ Layout (docs/architecture.md; CONTRACT §3)::
      "training": {"optimizers", "scaler", "rng", "best_epoch", ...}}   # last.pt only: what --resume needs
 
 Everything in it is a tensor or a plain Python value, so the safe ``weights_only`` loader reads it.
+A directory written by ``dcltal export`` (:mod:`dcltal.engine.model_dir`) loads as the same dict,
+less the training state. Loading upgrades what older releases wrote (:func:`migrate`).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from dcltal.errors import UserError
+from dcltal.engine.model_dir import read_model_dir
 from dcltal.io import atomic_path, existing_path
 
 FORMAT = "dcltal-checkpoint/1"
+FORMAT_VERSION = 1  # of the layout; a checkpoint without the key is version 1
+# each upgrades a checkpoint dict of version n + 1 (its index + 1) to the next; a new layout adds one
+MIGRATIONS: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+# config keys renamed since (dotted old key -> dotted new key, or None where the key was dropped)
+CONFIG_RENAMES: dict[str, str | None] = {}
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` (``format`` added) to ``path`` atomically: a kill mid-write leaves the old file."""
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
     return Path(path)
 
 
+def _rename_config_keys(config: dict[str, Any]) -> dict[str, Any]:
+    for old, new in CONFIG_RENAMES.items():
+        *parents, leaf = old.split(".")
+        section = config
+        for part in parents:
+            section = section.get(part) if isinstance(section, dict) else None
+        if not isinstance(section, dict) or leaf not in section:
+            continue
+        value = section.pop(leaf)
+        if new is not None:
+            *parents, leaf = new.split(".")
+            section = config
+            for part in parents:
+                section = section.setdefault(part, {})
+            section[leaf] = value
+    return config
+
+
+def migrate(ckpt: dict[str, Any], source: Path) -> dict[str, Any]:
+    """``ckpt`` upgraded to this release's layout and config keys."""
+    version = ckpt.get("format_version", 1)
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise UserError(f"checkpoint {source} has format version {version}; this dcltal reads versions 1 to "
+                        f"{FORMAT_VERSION} (a newer dcltal wrote it: upgrade dcltal)")
+    for upgrade in MIGRATIONS[version - 1:]:
+        ckpt = upgrade(ckpt)
+    ckpt["config"] = _rename_config_keys(ckpt["config"])
+    ckpt["format_version"] = FORMAT_VERSION
+    return ckpt
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint dict of a file written by ``dcltal train`` or a directory by ``dcltal export``."""
     p = existing_path(path, "checkpoint")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for a bad file; all mean the same to the user
-        raise UserError(f"checkpoint {p} could not be read ({type(e).__name__}); expected a file written by dcltal train") from None
+    if p.is_dir():
+        ckpt = read_model_dir(p)
+    else:
+        try:
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises many kinds for a bad file; all mean the same to the user
+            raise UserError(f"checkpoint {p} could not be read ({type(e).__name__}); expected a file written by dcltal train") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"checkpoint {p} is not a {FORMAT} file written by dcltal train")
-    return ckpt
+    return migrate(ckpt, p)
 
 
 def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

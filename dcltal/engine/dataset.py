@@ -80,9 +80,8 @@ class VideoDataset:
         avoid = read_avoid_list(data.avoid_videos)
         chosen = [v for v in annotations.in_subset(subset or data.train_subset) if v.id not in avoid]
         repairs = RepairLog()
-        store = FeatureStore(data.features, data.streams, repairs=repairs)
-        available = set(store.video_ids())
-        missing = [v.id for v in chosen if v.id not in available]
+        store = FeatureStore.from_config(data, repairs=repairs)
+        missing = [v.id for v in chosen if v.id not in store]
         if missing:
             raise UserError(f"no features in {data.features} for {len(missing)} video(s) of subset "
                             f"{subset or data.train_subset} (e.g. {missing[0]}); check data.features")

@@ -1,11 +1,13 @@
 """DIR/metrics.csv (one row per model and epoch, plus a ``fused`` row for the joint validation),
-TensorBoard events in DIR/tensorboard (``tensorboard --logdir DIR``), and the same as a line per
-row in the run's log (dcltal.runlog)."""
+TensorBoard events in DIR/tensorboard (``tensorboard --logdir DIR``) where the ``dcltal[tensorboard]``
+extra is installed (else one warning, and the run goes on), and the same as a line per row in the
+run's log (dcltal.runlog)."""
 from __future__ import annotations
 
 import csv
 import io
 import logging
+import sys
 from pathlib import Path
 
 from dcltal.io import write_text
@@ -16,8 +18,6 @@ log = logging.getLogger(__name__)
 
 class MetricsLog:
     def __init__(self, work_dir: str | Path, resume_epoch: int = 0):
-        from torch.utils.tensorboard import SummaryWriter
-
         self.path = Path(work_dir) / "metrics.csv"
         self.rows: list[dict[str, str]] = []
         self.columns: list[str] = list(FIRST)
@@ -27,7 +27,14 @@ class MetricsLog:
                 self.columns = list(reader.fieldnames or FIRST)
                 # rows after the checkpoint's epoch belong to the killed run's unfinished epoch
                 self.rows = [r for r in reader if int(r["epoch"]) <= resume_epoch]
-        self.tb = SummaryWriter(str(Path(work_dir) / "tensorboard"), purge_step=resume_epoch + 1 if resume_epoch else None)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            print("warning: tensorboard is not installed, so no TensorBoard events are written (metrics.csv has "
+                  "the numbers): pip install 'dcltal[tensorboard]'", file=sys.stderr)
+            self.tb = None
+        else:
+            self.tb = SummaryWriter(str(Path(work_dir) / "tensorboard"), purge_step=resume_epoch + 1 if resume_epoch else None)
 
     def write(self, epoch: int, rows: dict[str, dict[str, float]]) -> None:
         """Add one epoch's ``{stream: {column: value}}`` and rewrite the file (atomically)."""
@@ -35,10 +42,12 @@ class MetricsLog:
             for key, value in values.items():
                 if key not in self.columns:
                     self.columns.append(key)
-                self.tb.add_scalar(f"{stream}/{key}", value, epoch)
+                if self.tb is not None:
+                    self.tb.add_scalar(f"{stream}/{key}", value, epoch)
             self.rows.append({"epoch": str(epoch), "stream": stream, **{k: f"{v:.6g}" for k, v in values.items()}})
             log.info("epoch %d %s: %s", epoch, stream, ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
-        self.tb.flush()
+        if self.tb is not None:
+            self.tb.flush()
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=self.columns, restval="", lineterminator="\n")
         writer.writeheader()
@@ -46,4 +55,5 @@ class MetricsLog:
         write_text(self.path, out.getvalue())
 
     def close(self) -> None:
-        self.tb.close()
+        if self.tb is not None:
+            self.tb.close()

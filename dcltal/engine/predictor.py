@@ -64,7 +64,7 @@ def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None 
     if data.proposals is None:
         raise UserError("config key data.proposals is not set; inference needs proposals "
                         "(BSN CSV directory, ActivityNet proposal JSON or SSN list; or run dcltal propose)")
-    store = FeatureStore(data.features, data.streams, cache=data.feature_cache, repairs=repairs)
+    store = FeatureStore.from_config(data, cache=data.feature_cache, repairs=repairs)
     load = functools.lru_cache(maxsize=16)(store.load)
     if data.annotations is not None:
         annotations = load_annotations(data.annotations, data.classes)
@@ -114,7 +114,11 @@ class Predictor:
         models = {}
         for stream, entry in ckpt["streams"].items():
             model = Detector.from_config(cfg.model, int(entry["dim"]), len(ckpt["classes"]))
-            model.load_state_dict(entry["state_dict"])
+            try:
+                model.load_state_dict(entry["state_dict"])
+            except RuntimeError:  # an edited config.yaml or classes.txt of an exported model
+                raise UserError(f"checkpoint {path}: the {stream} weights do not fit the model its config and "
+                                f"{len(ckpt['classes'])} classes describe; export the model again") from None
             models[stream] = model.to(dev).eval()
         coder = SegmentCoder(**ckpt["coder"])
         vc = ckpt.get("video_classifier")

@@ -127,7 +127,7 @@ def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | N
     """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), the
     streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's);
     of those, ``shard(videos)`` where given (a process's share under torchrun)."""
-    store = FeatureStore(cfg.data.features, cfg.data.streams)
+    store = FeatureStore.from_config(cfg.data)
     if cfg.data.annotations is None:
         records = [(vid, None, None, np.zeros((0, 2))) for vid in store.video_ids()]
     else:

@@ -6,8 +6,12 @@ torch computes the same numbers with a sparse table and batched products over ti
 and took about a third of the model's inference time. The C source is compiled on first use by the
 system's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) for this CPU, kept in
 ``$DCLTAL_CACHE_DIR`` (default ``~/.cache/dcltal``) under a name that hashes the source, the compiler,
-the flags and the CPU, and loaded with ctypes. Without a compiler, or with ``DCLTAL_NATIVE=0``, the
-torch path runs instead (same numbers, slower), with one warning where a compiler was wanted.
+the flags and the CPU, and loaded with ctypes. Where that directory cannot be had (no home directory,
+a read-only file system) a private directory under the system's temporary directory takes its place,
+with one warning. A build that fails leaves a ``.failed`` marker of the same name, so later processes
+do not try again; deleting the marker retries. Without a compiler, after a failed build, or with
+``DCLTAL_NATIVE=0``, the torch path runs instead (same numbers, slower), with one warning where a
+compiler was wanted.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from dcltal.io import write_text
+
 SOURCE = Path(__file__).with_name("region_pool.c")
 # -ffast-math's reassociation (vectorised sums) without the rest: linked with -ffast-math, a shared
 # library sets the CPU's flush-to-zero mode for the whole process when it loads
@@ -34,10 +40,39 @@ CPU_FLAGS = ["-march=native"]  # dropped where the compiler does not take it
 FUNCTIONS = {torch.float32: ("region_pool_f32", ctypes.c_float), torch.float64: ("region_pool_f64", ctypes.c_double)}
 
 
-def cache_dir() -> Path:
+COMPILE_TIMEOUT_S = 120
+
+
+def _wanted_cache_dir() -> Path:
     if os.environ.get("DCLTAL_CACHE_DIR"):
         return Path(os.environ["DCLTAL_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dcltal"
+
+
+def _writable(d: Path) -> bool:
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(d, os.W_OK | os.X_OK)
+
+
+def cache_dir(name: str) -> Path:
+    """The directory that holds (or will hold) the file ``name``: the wanted cache where it holds
+    the file or can be written, else a private directory under the system's temporary directory
+    (one warning naming DCLTAL_CACHE_DIR)."""
+    try:
+        wanted: Path | None = _wanted_cache_dir()
+    except RuntimeError:  # no HOME and no password entry for this uid
+        wanted = None
+    if wanted is not None and ((wanted / name).exists() or _writable(wanted)):
+        return wanted
+    fallback = Path(tempfile.gettempdir()) / f"dcltal-cache-{os.getuid()}"
+    fallback.mkdir(mode=0o700, exist_ok=True)
+    why = "no home directory" if wanted is None else f"{wanted} is not writable"
+    warnings.warn(f"dcltal: kernel cache: {why}; using {fallback} (set DCLTAL_CACHE_DIR to a writable "
+                  "directory to keep the kernel)", RuntimeWarning, stacklevel=3)
+    return fallback
 
 
 def _cpu_identity() -> str:
@@ -58,8 +93,11 @@ def _compile(compiler: str, target: Path) -> None:
     os.close(fd)
     try:
         for extra in (CPU_FLAGS, []):
-            run = subprocess.run([compiler, *FLAGS, *extra, str(SOURCE), "-o", tmp, "-lm"],
-                                 capture_output=True, text=True)
+            try:
+                run = subprocess.run([compiler, *FLAGS, *extra, str(SOURCE), "-o", tmp, "-lm"],
+                                     capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise OSError(f"{compiler} ran past {COMPILE_TIMEOUT_S} s") from None
             if run.returncode == 0:
                 os.replace(tmp, target)
                 return
@@ -67,6 +105,14 @@ def _compile(compiler: str, target: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _remember_failure(marker: Path, reason: str) -> None:
+    """Write ``marker`` so later processes skip the build (best effort: an unwritable cache just retries)."""
+    try:
+        write_text(marker, reason + "\n")
+    except OSError:
+        pass
 
 
 @functools.cache
@@ -81,10 +127,19 @@ def library() -> ctypes.CDLL | None:
         return None
     key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, *CPU_FLAGS, _cpu_identity()])
                          .encode()).hexdigest()[:16]
-    path = cache_dir() / f"region_pool-{key}.so"
     try:
+        path = cache_dir(f"region_pool-{key}.so") / f"region_pool-{key}.so"
+        failed = path.with_suffix(".failed")
+        if failed.exists():
+            warnings.warn(f"dcltal: an earlier build of the region pooling kernel failed ({failed.read_text().strip()}); "
+                          f"it runs in torch (slower); delete {failed} to try again", RuntimeWarning, stacklevel=2)
+            return None
         if not path.exists():
-            _compile(compiler, path)
+            try:
+                _compile(compiler, path)
+            except OSError as err:
+                _remember_failure(failed, str(err))
+                raise
         lib = ctypes.CDLL(str(path))
     except OSError as err:
         warnings.warn(f"dcltal: could not build the region pooling kernel ({err}); it runs in torch (slower)",
