@@ -109,10 +109,12 @@ def last_epoch(metrics: Path) -> tuple[dict, dict]:
 def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
     """mAP rows of ``checkpoint`` on the Test subset: fused as configured, and with ``with_streams``
     each stream alone and fused without video-level scores. One forward pass; the rows differ only
-    in what is fused (engine.inference.video_detections fuses just the streams it is given)."""
+    in what is fused (engine.inference.video_detections and the video-level fusion renormalise the
+    weights of the streams they are given, so one stream passes through alone)."""
     from dcltal.data.annotations import load_annotations
     from dcltal.engine.inference import predict_streams, results_json, video_detections
     from dcltal.engine.predictor import Predictor, inference_videos
+    from dcltal.engine.video_classifier import video_level_scores
     from dcltal.eval import evaluate_results
 
     predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
@@ -122,12 +124,16 @@ def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
                                        extend_ratio=cfg.model.extend_ratio))
     streams = list(predictor.models)
 
+    def level(names: list[str]) -> dict | None:
+        """Video-level scores; for one stream, from that stream's built-in classifier alone."""
+        if len(names) == len(streams) or cfg.infer.video_scores != "builtin":
+            return predictor.video_scores(test, cfg.infer)
+        classifiers = {s: predictor.video_classifiers[s] for s in names}
+        return {v.id: video_level_scores(classifiers, v.features, cfg.infer.stream_weights) for v in test}
+
     def row(names: list[str], video_scores: bool) -> dict:
-        # one stream alone: its weight alone, so its video-level classifier alone scores the video too
-        infer = cfg.infer if len(names) > 1 else dataclasses.replace(
-            cfg.infer, stream_weights={s: float(s in names) for s in streams})
-        level = predictor.video_scores(test, infer) if video_scores else None
-        results = results_json({v.id: video_detections(v, {s: p[s] for s in names}, infer, predictor.classes, level)
+        scores = level(names) if video_scores else None
+        results = results_json({v.id: video_detections(v, {s: p[s] for s in names}, cfg.infer, predictor.classes, scores)
                                 for v, p in predictions})
         m = evaluate_results(annotations, results, "Test", cfg.eval.tiou, cfg.eval.protocol)
         at = min(range(len(m["tiou"])), key=lambda i: abs(m["tiou"][i] - 0.5))
