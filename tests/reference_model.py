@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dcltal.model.detector import DetectorOutput
 from dcltal.model.disentangle import Disentangler, SharedMLP, TwoMLPs
@@ -53,8 +54,16 @@ def aggregate(agg, feats, f_g):
     return torch.cat([f_a, f_gl])  # Eq. 11
 
 
+def head_norm(norm, f):
+    """LayerNorm over f's D channels by its definition (model.head_norm: layer); f itself without one."""
+    if isinstance(norm, nn.Identity):
+        return f
+    centred = f - f.mean()
+    return centred / torch.sqrt(centred.pow(2).mean() + norm.eps) * norm.weight + norm.bias
+
+
 def reference_forward(model, batch, cls_feature="cls", loc_feature="loc") -> DetectorOutput:
-    x, offsets = batch.features, batch.video_offsets.tolist()
+    x, offsets = batch.features * model.input_scale, batch.video_offsets.tolist()
     cls_logits, completeness, regression, recs = [], [], [], []
     for i in range(batch.regions.shape[0]):
         v = int(batch.proposal_video[i])
@@ -68,8 +77,9 @@ def reference_forward(model, batch, cls_feature="cls", loc_feature="loc") -> Det
             if j == 0:
                 rec = r
             region_feats.append({"cls": f_cls, "loc": f_loc})
-        f_cls = aggregate(model.aggregate_cls, region_feats[0][cls_feature], f_g)
-        f_c, f_l, f_r = (aggregate(model.aggregate_loc, region_feats[j][loc_feature], f_g) for j in range(3))
+        f_cls = head_norm(model.cls_norm, aggregate(model.aggregate_cls, region_feats[0][cls_feature], f_g))
+        f_c, f_l, f_r = (head_norm(model.loc_norm, aggregate(model.aggregate_loc, region_feats[j][loc_feature], f_g))
+                         for j in range(3))
         cls_logits.append(model.cls_head(f_cls.unsqueeze(0))[0])  # Eq. 12
         z, t = model.loc_head(torch.cat([f_l, f_c, f_r]).unsqueeze(0))  # Eq. 13-14
         completeness.append(z[0])

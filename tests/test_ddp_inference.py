@@ -3,6 +3,7 @@ process writes, and a mistake that only one process meets stops both with one er
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -93,5 +94,7 @@ def test_one_process_mistake_stops_both_with_one_line(bench):
     assert len(errors) == 1 and f"{last}.npy" in errors[0], run.stderr[-3000:]
     workers = run.stderr.split("distributed/elastic")[0]  # what follows is torchrun's own report
     assert "Traceback" not in workers
-    assert run.stderr.count("exitcode  : 2") == 2  # both processes leave with the user-error code
+    # the user-error code; torchrun reports the first process to leave, and may stop the other before it does
+    codes = re.findall(r"exitcode\s*: (-?\d+)", run.stderr)
+    assert "2" in codes and set(codes) <= {"2", "-15"}, codes
     assert not out.exists()

@@ -111,8 +111,11 @@ def test_random_variant_replaces_zeros_with_noise():
 
 def test_baseline_and_mlp1_share_features_and_have_no_reconstruction():
     x = torch.randn(7, DIM, dtype=torch.float64)
-    base = make("baseline").snippet_features(x)
-    assert base["cls"] is x and base["loc"] is x and "reconstruction" not in base
+    baseline = make("baseline")
+    baseline.set_input_scale(torch.full((DIM,), 2.0))
+    base = baseline.snippet_features(x)  # the original features, scaled by model.input_norm's factors
+    assert base["cls"] is base["original"] is base["loc"] and "reconstruction" not in base
+    assert torch.equal(base["original"], 2 * x)
     mlp1 = make("mlp1").snippet_features(x)
     assert torch.equal(mlp1["cls"], mlp1["loc"])
     mlp2 = make("mlp2").snippet_features(x)

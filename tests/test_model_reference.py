@@ -13,10 +13,17 @@ from dcltal.model.detector import Detector
 DIM, C = 12, 4
 
 
-def make(variant="dnet", regression="agnostic", seed=0):
+def make(variant="dnet", regression="agnostic", seed=0, head_norm="layer"):
+    """A model with random weights, a random input scale and LayerNorms (model.input_norm: rms and
+    model.head_norm: layer) unless ``head_norm`` says none."""
     torch.manual_seed(seed)
     model = Detector(DIM, C, variant=variant, hidden_dim=4, cls_hidden=10, loc_hidden=14, dropout=0.0,
-                     regression=regression).double()
+                     regression=regression, head_norm=head_norm).double()
+    with torch.no_grad():
+        model.set_input_scale(torch.rand(DIM, dtype=torch.float64) * 2 + 0.1)
+        for norm in (model.cls_norm, model.loc_norm):
+            for p in norm.parameters():  # away from the initial ones and zeros, so a mix-up would show
+                p.add_(torch.randn_like(p) * 0.3)
     return model.eval()
 
 
@@ -33,9 +40,10 @@ def assert_close_all(a, b):
             torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", ["dnet", "baseline", "mlp1", "mlp2", "only_common", "no_common"])
-def test_outputs_and_gradients_match_reference(variant):
-    model = make(variant)
+@pytest.mark.parametrize("variant,head_norm", [(v, "layer") for v in ("dnet", "baseline", "mlp1", "mlp2", "only_common",
+                                                                      "no_common")] + [("dnet", "none")])
+def test_outputs_and_gradients_match_reference(variant, head_norm):
+    model = make(variant, head_norm=head_norm)
     batch = edge_case_batch(DIM, seed=1)
     batch.features.requires_grad_(True)
     targets = random_targets(batch, C, seed=2)
