@@ -18,6 +18,8 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -35,14 +37,24 @@ GENERATOR = ["model.kind=proposals", "train.optimizer=adam", "train.lr=0.001", "
 QUICK_SETS = ["train.epochs=1", "train.lr_steps=[]"]
 
 
-def dcltal(*args: str, log: Path) -> float:
-    """Run ``python -m dcltal ARGS`` (output to ``log``); its wall seconds. A failure stops the setting."""
-    started = time.time()
+def dcltal(*args: str, log: Path) -> tuple[float, float]:
+    """Run ``python -m dcltal ARGS`` (output to ``log``); its wall and CPU seconds (the CPU time of
+    this process's children, exact with --jobs 1: on a shared machine it says what the wall time
+    does not). A failure stops the setting."""
+    started, cpu = time.time(), children_cpu()
+    # PYTHONSAFEPATH: the child must not put its working directory first on sys.path, so that it
+    # imports the same dcltal as this process (which scores what the child trained)
     with open(log, "a") as out:
-        done = subprocess.run([sys.executable, "-m", "dcltal", *args], stdout=out, stderr=subprocess.STDOUT)
+        done = subprocess.run([sys.executable, "-m", "dcltal", *args], stdout=out, stderr=subprocess.STDOUT,
+                              env={**os.environ, "PYTHONSAFEPATH": "1"})
     if done.returncode:
         raise RuntimeError(f"dcltal {args[0]} failed (exit {done.returncode}); see {log}")
-    return time.time() - started
+    return time.time() - started, children_cpu() - cpu
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ensure_data(setting: Setting, data: Path) -> dict:
@@ -74,9 +86,9 @@ def builtin_proposals(setting: Setting, data: Path, quick_run: bool) -> tuple[Pa
         work.mkdir()
         sets = [*data_sets(setting, data, data / "none"), *GENERATOR, *(QUICK_SETS if quick_run else [])]
         print(f"[{setting.name}] training the built-in proposal generator", file=sys.stderr, flush=True)
-        train_s = dcltal("train", str(REPO / setting.config), "--work-dir", str(work), "--set", *sets, log=work / "log.txt")
+        train_s, _ = dcltal("train", str(REPO / setting.config), "--work-dir", str(work), "--set", *sets, log=work / "log.txt")
         ckpt = work / "checkpoints" / ("best.pt" if (work / "checkpoints" / "best.pt").is_file() else "last.pt")
-        propose_s = dcltal("propose", str(REPO / setting.config), "--checkpoint", str(ckpt), "--out", str(out),
+        propose_s, _ = dcltal("propose", str(REPO / setting.config), "--checkpoint", str(ckpt), "--out", str(out),
                            "--set", *sets, "data.annotations=null", log=work / "log.txt")
         from dcltal.data.annotations import load_annotations
         from dcltal.data.proposals import load_proposals
@@ -150,6 +162,7 @@ def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_
     from dcltal.config import load_config
     from dcltal.engine.device import set_cpu_threads
 
+    started = time.time()
     data = out / "data" / setting.name
     stats = ensure_data(setting, data)
     proposals, recall = (builtin_proposals(setting, data, quick_run) if setting.proposals == "builtin"
@@ -159,7 +172,8 @@ def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_
     work.mkdir(parents=True)
     sets = [*data_sets(setting, data, proposals), *extras, *(QUICK_SETS if quick_run else [])]
     print(f"[{setting.name}] training ({tag})", file=sys.stderr, flush=True)
-    train_s = dcltal("train", str(REPO / setting.config), "--work-dir", str(work), "--set", *sets, log=work / "train.log")
+    train_s, train_cpu = dcltal("train", str(REPO / setting.config), "--work-dir", str(work), "--set", *sets,
+                                log=work / "train.log")
     cfg = load_config(REPO / setting.config, sets)
     set_cpu_threads(cfg.train.threads)
     rows = score(cfg, work / "checkpoints" / "last.pt", with_streams=True)
@@ -169,8 +183,9 @@ def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_
     losses, health = last_epoch(work / "metrics.csv")
     summary = {"setting": setting.name, "system": "dcltal", "tag": tag, "protocol": cfg.eval.protocol,
                "tiou": cfg.eval.tiou, "checkpoint": "last.pt", "rows": rows, "train_wall_s": round(train_s, 1),
-               "last_losses": losses, "health": health, "proposal_recall": recall, "data": stats,
-               "command": {"config": setting.config, "set": sets}}
+               "train_cpu_s": round(train_cpu, 1), "setting_wall_s": round(time.time() - started, 1),
+               "load_average": os.getloadavg()[0], "last_losses": losses, "health": health,
+               "proposal_recall": recall, "data": stats, "command": {"config": setting.config, "set": sets}}
     (work / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -37,8 +37,8 @@ class Setting:
     source: str = "thumos14"      # thumos14 | activitynet: whose annotations give the layout
     dim: int = 256                # feature columns a stream
     stride: int = 16              # frames between snippets (window 16 frames)
-    videos_train: int = 100
-    videos_test: int = 50
+    videos_train: int = 80
+    videos_test: int = 40
     max_duration: float = 240.0   # seconds; longer real videos are cropped to a window of this length
     classes_present: int = 0      # activitynet: classes the sampled videos come from (0: all)
     rgb: Stream = RGB
@@ -59,9 +59,9 @@ class Setting:
 SETTINGS = {s.name: s for s in [
     Setting("thumos_256_s16", "the reference: THUMOS14 layout, 2 x 256-d, stride 16, I3D-like streams"),
     Setting("thumos_1024_s16", "wide features (2 x 1024-d, I3D's width): more columns to learn from the same evidence",
-            dim=1024),
+            dim=1024, videos_train=50, videos_test=25),
     Setting("thumos_256_s4", "fine grid (stride 4, THUMOS14 I3D's): 4x the snippets, neighbours overlapping 75%",
-            stride=4, videos_train=80, videos_test=40, max_duration=120.0),
+            stride=4, videos_train=64, videos_test=32, max_duration=120.0),
     Setting("weak_flow", "Flow nearly uninformative: the fusion has to lean on RGB alone",
             flow=Stream(mean=1.5, cls=0.1, bnd=0.15)),
     Setting("high_noise", "noise 1.6x the reference in both streams: evidence buried, as in cluttered videos",
@@ -71,6 +71,9 @@ SETTINGS = {s.name: s for s in [
     Setting("thumos_builtin", "the reference data with dcltal's built-in BMN-style proposals in place of BSN-like ones",
             proposals="builtin"),
 ]}
+
+# Sizes: each setting's training and scoring in about 6 minutes on this 2-core machine with the shipped
+# configs (measured: docs/benchmarks.md, "Measured"); the wider and the finer grid cost more a video.
 
 # --quick: a size that runs the whole chain in a minute or two (the runner adds train.epochs=1)
 QUICK = {"videos_train": 8, "videos_test": 4, "max_duration": 60.0}
