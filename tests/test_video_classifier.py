@@ -68,3 +68,18 @@ def test_packed_videos_give_each_video_its_own_logits():
     videos = [torch.randn(t, D) for t in (9, 30, 17)]
     packed = model(torch.cat(videos), [9, 30, 17])
     torch.testing.assert_close(packed, torch.stack([model(v) for v in videos]))
+
+
+def test_input_is_scaled_by_the_training_rms_so_a_stream_scale_changes_nothing():
+    features, labels = _videos(12, seed=5)
+    states = train_video_classifier(features, labels, C, epochs=3, progress=False)
+    both = np.concatenate([f["rgb"] for f in features]).astype(np.float64)
+    np.testing.assert_allclose(states["rgb"]["input_scale"].numpy(), 1 / np.sqrt((both ** 2).mean(0)), rtol=1e-5)
+    scaled = [{s: x * 40.0 for s, x in f.items()} for f in features]  # e.g. Flow's larger magnitudes
+    states40 = train_video_classifier(scaled, labels, C, epochs=3, progress=False)
+    a, b = load_video_classifiers(states), load_video_classifiers(states40)
+    w = {"rgb": 1.0, "flow": 1.0}
+    np.testing.assert_allclose(video_level_scores(a, features[0], w), video_level_scores(b, scaled[0], w), rtol=1e-4,
+                               atol=1e-5)
+    old = {k: v for k, v in states["rgb"].items() if k != "input_scale"}  # saved before the scale existed
+    assert torch.equal(VideoClassifier.from_state_dict(old).input_scale, torch.ones(D))

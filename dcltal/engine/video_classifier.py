@@ -4,8 +4,10 @@ The paper multiplies in UntrimmedNet's video-level class scores (§4, "as a comm
 This is a cheap stand-in trained on the same snippet features, one per stream: a snippet-level
 MLP gives class logits per snippet, and a video's logit for a class is the mean of its top
 ``T / 8`` snippet logits (the multiple-instance pooling of UntrimmedNet's and W-TALC's lineage, so
-that a short action in a long video still counts). Trained with binary cross-entropy against
-"the class occurs in the video"; at test time the streams' sigmoid probabilities are averaged with
+that a short action in a long video still counts). Each channel of the input is first divided by its
+RMS over the training videos (as the detector's ``model.input_norm: rms``; on the accuracy zoo's
+reference setting this lifted the classifier's test mAP from 0.775 to 0.837, docs/training.md).
+Trained with binary cross-entropy against "the class occurs in the video"; at test time the streams' sigmoid probabilities are averaged with
 the same RGB:Flow weights as the detections.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ class VideoClassifier(nn.Module):
     def __init__(self, dim: int, num_classes: int, hidden: int = 128, dropout: float = 0.5, topk_ratio: float = 1 / 8):
         super().__init__()
         self.topk_ratio = topk_ratio
+        self.register_buffer("input_scale", torch.ones(dim))  # [D] 1 / each channel's RMS over the training videos
         self.snippet = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
         )
@@ -34,13 +37,13 @@ class VideoClassifier(nn.Module):
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "VideoClassifier":
         hidden, dim = state["snippet.1.weight"].shape
         model = cls(dim, state["snippet.4.weight"].shape[0], hidden)
-        model.load_state_dict(state)
+        model.load_state_dict({"input_scale": torch.ones(dim), **state})  # classifiers saved before the scale: ones
         return model
 
     def forward(self, features: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
         """features [T, D] of one video -> [C] logits; or several videos packed end to end
         ([sum T_v, D] with ``lengths`` [T_v]) -> [V, C], in one pass of the snippet MLP."""
-        logits = self.snippet(features)  # [S, C]
+        logits = self.snippet(features * self.input_scale)  # [S, C]
         parts = logits.split(lengths or [features.shape[0]])
         # pad with -inf so padding sorts last and never enters a video's top k
         padded = nn.utils.rnn.pad_sequence(parts, batch_first=True, padding_value=float("-inf"))  # [V, T_max, C]
@@ -92,6 +95,9 @@ def train_video_classifier(
         torch.manual_seed(seed)
         data = [torch.as_tensor(f[stream], dtype=torch.float32, device=device) for f in features]
         model = VideoClassifier(data[0].shape[1], num_classes).to(device)
+        squares = sum(x.double().pow(2).sum(0) for x in data) / sum(x.shape[0] for x in data)
+        rms = squares.sqrt().float()
+        model.input_scale.copy_(torch.where(rms > 0, rms, torch.ones_like(rms)).reciprocal())
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
         generator = torch.Generator().manual_seed(seed)
         model.train()
