@@ -29,7 +29,8 @@ def bench(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(bench):
     root, synth = bench
-    config = tiny_config(root, synth, epochs=4, lr_steps=[2], lr_gamma=0.5)
+    config = tiny_config(root, synth, epochs=4, optimizer="sgd", lr=0.01, schedule="step", warmup_epochs=0.0,
+                         lr_steps=[2], lr_gamma=0.5)
     cfg = load_config(config)
     torch.set_num_threads(1)
     return cfg, train(cfg, root / "work", progress=False), root / "work"
@@ -143,7 +144,7 @@ def test_proposal_generator_trains_through_the_loop(bench):
 
 
 def test_schedule_and_seeds():
-    tc = TrainConfig(lr=0.1, lr_gamma=0.1, lr_steps=[2, 4])
+    tc = TrainConfig(lr=0.1, schedule="step", warmup_epochs=0.0, lr_gamma=0.1, lr_steps=[2, 4])
     assert [round(lr_at(e, tc), 12) for e in range(6)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
     assert lr_at(1.99, tc) == 0.1  # a step takes effect at its epoch's first batch
     cosine = TrainConfig(lr=0.1, schedule="cosine", epochs=10, warmup_epochs=2)

@@ -37,9 +37,10 @@ SIZES = {
 # docs/proposals.md keeps because they fit the demo's budget (one snippet a location: +6 AUC, 4x the time)
 GENERATOR = {
     "full": ["train.optimizer=adam", "train.lr=0.001", "train.weight_decay=0.0001", "train.epochs=8",
-             "train.lr_steps=[6]", "train.val_every=2"],
+             "train.schedule=step", "train.lr_steps=[6]", "train.warmup_epochs=0", "train.clip_grad_norm=0",
+             "train.val_every=2"],
     "tiny": ["train.optimizer=adam", "train.lr=0.001", "train.weight_decay=0.0001", "train.epochs=1",
-             "train.lr_steps=[]", "proposals.temporal_scale=32", "proposals.max_duration=16",
+             "train.schedule=step", "train.lr_steps=[]", "train.warmup_epochs=0", "train.clip_grad_norm=0", "proposals.temporal_scale=32", "proposals.max_duration=16",
              "proposals.snippets_per_location=6", "proposals.hidden_1d=8",
              "proposals.hidden_3d=8", "proposals.hidden_2d=4", "proposals.groups=2", "proposals.num_samples=4"],
 }
@@ -84,6 +85,7 @@ def builtin_proposals(out: Path, size: str, progress: bool) -> tuple[Path, str]:
     write them to DIR/proposals_builtin.json; returns the file and a line saying how it was made."""
     from dcltal.data.proposals import write_proposal_json
     from dcltal.engine.proposal_generation import generate_proposals, load_generator, load_proposal_videos
+    from dcltal.engine.schedule import describe_schedule
     from dcltal.engine.trainer import train
 
     cfg = demo_config(out, size, extra=("model.kind=proposals", *GENERATOR[size]))
@@ -98,7 +100,7 @@ def builtin_proposals(out: Path, size: str, progress: bool) -> tuple[Path, str]:
     path = out / "proposals_builtin.json"
     write_proposal_json(path, proposals)
     p, t = settings, cfg.train
-    how = (f"{PROPOSALS['builtin']}: {t.epochs} epochs, {t.optimizer} lr {t.lr:g} (steps at epochs {t.lr_steps}), "
+    how = (f"{PROPOSALS['builtin']}: {t.epochs} epochs, {t.optimizer} lr {t.lr:g} ({describe_schedule(t)}), "
            f"weight decay {t.weight_decay:g}, windows of {p.temporal_scale} locations {p.snippets_per_location:g} "
            f"snippets apart, durations up to {p.max_duration} locations, Soft-NMS sigma {p.soft_nms_sigma:g}, "
            f"at most {p.max_proposals} a video; checkpoint {checkpoint}; {path} "
@@ -143,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.engine.inference import predict_streams, results_json, video_detections
     from dcltal.engine.predictor import Predictor, inference_videos
     from dcltal.engine.report import Report, ReportRow, write_report
+    from dcltal.engine.schedule import describe_schedule
     from dcltal.engine.trainer import train
     from dcltal.eval import evaluate_proposals, evaluate_results
     from dcltal.viz.curves import plot_training_curves
@@ -234,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
             "model": (f"variant {cfg.model.variant}, D_h {cfg.model.hidden_dim}, cls MLP {cfg.model.cls_hidden}, "
                       f"loc MLP {cfg.model.loc_hidden}, regression {cfg.model.regression}; one model per stream"),
             "training": (f"{cfg.train.epochs} epochs, {cfg.train.optimizer} lr {cfg.train.lr:g} "
-                         f"(steps at epochs {cfg.train.lr_steps}), {cfg.train.videos_per_batch} videos a step, "
+                         f"({describe_schedule(cfg.train)}), {cfg.train.videos_per_batch} videos a step, "
                          f"seed {cfg.train.seed}, checkpoint {checkpoint}"),
             "inference": (f"fusion RGB:Flow = {cfg.infer.stream_weights.get('rgb', 0):g}:"
                           f"{cfg.infer.stream_weights.get('flow', 0):g} (scores and boundaries), video-level scores "

@@ -35,6 +35,19 @@ def lr_at(epoch: float, train_cfg) -> float:
     return lr * min(1.0, epoch / tc.warmup_epochs) if tc.warmup_epochs > 0 else lr
 
 
+def describe_schedule(train_cfg) -> str:
+    """The schedule in words, for reports: e.g. "cosine decay, 1 epoch of warm-up, gradients clipped at 1"."""
+    tc = train_cfg
+    words = ["cosine decay" if tc.schedule == "cosine" else f"steps x{tc.lr_gamma:g} at epochs {tc.lr_steps}"]
+    if tc.warmup_epochs > 0:
+        words.append(f"{tc.warmup_epochs:g} epoch(s) of warm-up")
+    if tc.clip_grad_norm > 0:
+        words.append(f"gradients clipped at {tc.clip_grad_norm:g}")
+    if tc.ema_decay > 0:
+        words.append(f"weights averaged (EMA {tc.ema_decay:g})")
+    return ", ".join(words)
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

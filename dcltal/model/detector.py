@@ -50,7 +50,7 @@ class Detector(nn.Module):
 
     def __init__(self, dim: int, num_classes: int, variant: str = "dnet", hidden_dim: int = 256,
                  cls_hidden: int = 1024, loc_hidden: int = 1536, dropout: float = 0.5, loc_dropout: float = 0.0,
-                 regression: str = "agnostic", head_norm: str = "none"):
+                 regression: str = "agnostic", head_norm: str = "layer"):
         super().__init__()
         if regression not in ("agnostic", "class_specific"):
             raise ValueError(f"unknown regression {regression!r} (agnostic or class_specific)")
