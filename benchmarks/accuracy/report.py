@@ -27,7 +27,11 @@ def load(out: Path) -> tuple[dict[str, dict[str, dict]], dict[str, dict]]:
 
 
 def cell(row: dict | None) -> str:
-    return f"{row['avg_mAP']:.1f} / {row['mAP@0.5']:.1f}" if row else "-"
+    if not row:
+        return "-"
+    if row["avg_mAP"] is None:  # not scorable (run_zoo.py keeps the reason in summary.json)
+        return "n/a"
+    return f"{row['avg_mAP']:.1f} / {row['mAP@0.5']:.1f}"
 
 
 def markdown(runs: dict[str, dict[str, dict]], peer: dict[str, dict]) -> str:
@@ -42,7 +46,8 @@ def markdown(runs: dict[str, dict[str, dict]], peer: dict[str, dict]) -> str:
         for name, s in sorted(settings.items()):
             p = peer.get(name)
             theirs = p["rows"]["all"] if p else None
-            ratio = f"{s['rows']['fused']['avg_mAP'] / theirs['avg_mAP']:.2f}" if theirs and theirs["avg_mAP"] else "-"
+            ours_avg = s["rows"]["fused"]["avg_mAP"]
+            ratio = f"{ours_avg / theirs['avg_mAP']:.2f}" if ours_avg is not None and theirs and theirs["avg_mAP"] else "-"
             peer_s = f"{p['train_wall_s']:.0f}" if p and p.get("train_wall_s") is not None else "-"
             ours = " | ".join(cell(s["rows"].get(r)) for r in ROWS)
             lines.append(f"| {name} | {s['protocol']} | {ours} | {cell(theirs)} | {s['train_wall_s']:.0f} | {peer_s} | {ratio} |")

@@ -127,6 +127,7 @@ def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
     from dcltal.engine.inference import predict_streams, results_json, video_detections
     from dcltal.engine.predictor import Predictor, inference_videos
     from dcltal.engine.video_classifier import video_level_scores
+    from dcltal.errors import UserError
     from dcltal.eval import evaluate_results
 
     predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
@@ -147,7 +148,10 @@ def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
         scores = level(names) if video_scores else None
         results = results_json({v.id: video_detections(v, {s: p[s] for s in names}, cfg.infer, predictor.classes, scores)
                                 for v, p in predictions})
-        m = evaluate_results(annotations, results, "Test", cfg.eval.tiou, cfg.eval.protocol)
+        try:
+            m = evaluate_results(annotations, results, "Test", cfg.eval.tiou, cfg.eval.protocol)
+        except UserError as e:  # e.g. NaN scores from a diverged stream: no figure, the reason instead
+            return {"avg_mAP": None, "mAP@0.5": None, "error": str(e)}
         at = min(range(len(m["tiou"])), key=lambda i: abs(m["tiou"][i] - 0.5))
         return {"avg_mAP": round(100 * m["average_mAP"], 2), "mAP@0.5": round(100 * m["mAP"][at], 2)}
 
@@ -190,9 +194,13 @@ def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_
     return summary
 
 
+def figure(x: float | None) -> str:
+    return "  n/a" if x is None else f"{x:5.1f}"
+
+
 def line(s: dict) -> str:
     r = s["rows"]
-    cells = " ".join(f"{k} {r[k]['avg_mAP']:5.1f}/{r[k]['mAP@0.5']:5.1f}" for k in ("fused", "rgb", "flow", "no_video_scores"))
+    cells = " ".join(f"{k} {figure(r[k]['avg_mAP'])}/{figure(r[k]['mAP@0.5'])}" for k in ("fused", "rgb", "flow", "no_video_scores"))
     com = " ".join(f"{k}={v:.3f}" for k, v in s["last_losses"].items() if k.endswith(".com"))
     return f"{s['setting']:<22} {cells}  train {s['train_wall_s']:6.0f} s  {com}"
 
