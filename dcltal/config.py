@@ -78,7 +78,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (to 0 at the last epoch) | step (lr_steps, lr_gamma); set before every batch
     warmup_epochs: float = 1.0  # linear warm-up from 0 over this many epochs
     clip_grad_norm: float = 1.0  # the gradients' global norm clipped to this (0: no clipping)
-    ema_decay: float = 0.0  # validate, save and infer with an exponential moving average of the weights (0: off)
+    ema_decay: float = 0.99  # validate, save and infer with an exponential moving average of the weights (0: off)
     videos_per_batch: int = 2  # more steps an epoch: the heads need them (docs/training.md "Defaults")
     # proposal labelling (SSN / P-GCN THUMOS14 values)
     fg_iou: float = 0.7

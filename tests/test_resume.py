@@ -25,7 +25,8 @@ def _env():
 
 
 RECIPES = {  # the lineage's SGD with step decay; AdamW with warm-up, cosine decay, clipping and weight averaging
-    "sgd_step": {"optimizer": "sgd", "lr_steps": [3]},
+    "sgd_step": {"optimizer": "sgd", "lr": 0.01, "schedule": "step", "lr_steps": [3], "warmup_epochs": 0.0,
+                 "clip_grad_norm": 0.0, "ema_decay": 0.0},
     "adamw_cosine_ema": {"optimizer": "adamw", "lr": 0.001, "schedule": "cosine", "warmup_epochs": 1.5,
                          "clip_grad_norm": 1.0, "ema_decay": 0.9},
 }

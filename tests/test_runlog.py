@@ -38,7 +38,7 @@ def test_train_writes_config_and_log_and_quiet_prints_nothing(bench, capsys):
     log = (work / "train.log").read_text()
     for expected in (f"torch {torch.__version__}", "numpy ", "python ", "device cpu, 1 torch threads, 1 process;",
                      "annotations: Validation 4 videos / ", "subset Validation: 4 videos (0 ids in data.avoid_videos), ",
-                     " proposals", "epoch 1 rgb: lr 0.01, cls ", "epoch 1 flow: ", "epoch 1 fused: val_mAP ",
+                     " proposals", "epoch 1 rgb: lr ", "epoch 1 flow: ", "epoch 1 fused: val_mAP ",
                      "INFO finished"):
         assert expected in log, (expected, log)
     assert not logging.getLogger("dcltal").handlers  # the run's handlers are gone with it

@@ -107,7 +107,7 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
     epochs = tqdm(range(start, tc.epochs), initial=start, total=tc.epochs, desc="epochs", unit="epoch",
                   disable=not show, file=sys.stderr)
     for epoch in epochs:
-        lr = lr_at(epoch, tc)  # the epoch's first batch's (each batch sets its own)
+        lr = lr_at(epoch, tc)  # the row's lr where a task has no batches (each batch sets its own)
         rows = {}
         for name, task in tasks.items():
             rows[name] = {"lr": lr, **_train_epoch(task, wrapped[name], optimizers[name], scalers[name], averages[name],
@@ -162,7 +162,9 @@ def _train_epoch(task, model: nn.Module, optimizer, scaler, average: WeightAvera
     bar = tqdm(task.batches(generator, indices), total=total, desc=f"epoch {epoch + 1}/{tc.epochs} {name}",
                unit="batch", leave=False, disable=not show, file=sys.stderr)
     for batch in bar:
-        set_lr(optimizer, lr_at(epoch + (count / total if total else 0.0), tc))
+        lr = lr_at(epoch + (count / total if total else 0.0), tc)
+        set_lr(optimizer, lr)
+        sums["lr"] += lr  # the row's lr: the epoch's mean rate
         with autocast(ctx.device, tc.amp):
             losses = task.losses(model, batch, generator)
         optimizer.zero_grad(set_to_none=True)
