@@ -13,7 +13,15 @@ import json
 import sys
 from pathlib import Path
 
+from settings import SETTINGS
+
 ROWS = ("fused", "rgb", "flow", "no_video_scores")
+
+
+def in_zoo_order(names) -> list[str]:
+    """The zoo's own order (settings.py), then anything else (e.g. --quick runs) by name."""
+    order = {n: i for i, n in enumerate(SETTINGS)}
+    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
 def load(out: Path) -> tuple[dict[str, dict[str, dict]], dict[str, dict]]:
@@ -43,7 +51,8 @@ def markdown(runs: dict[str, dict[str, dict]], peer: dict[str, dict]) -> str:
                   "| setting | protocol | dcltal fused | RGB | Flow | no video-level scores | ActionFormer | "
                   "dcltal train s | ActionFormer train s | ratio |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for name, s in sorted(settings.items()):
+        for name in in_zoo_order(settings):
+            s = settings[name]
             p = peer.get(name)
             theirs = p["rows"]["all"] if p else None
             ours_avg = s["rows"]["fused"]["avg_mAP"]
@@ -58,18 +67,22 @@ def markdown(runs: dict[str, dict[str, dict]], peer: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
 def compare(runs: dict[str, dict[str, dict]], a: str, b: str) -> str:
     for tag in (a, b):
         if tag not in runs:
             raise SystemExit(f"no runs of tag {tag!r}; tags found: {', '.join(sorted(runs)) or 'none'}")
     lines = [f"{'setting':<22} {a:>14} {b:>14} {'diff':>7}   (fused average mAP, %)"]
     diffs = []
-    for name in sorted(set(runs[a]) | set(runs[b])):
+    for name in in_zoo_order(set(runs[a]) | set(runs[b])):
         x, y = (runs[t].get(name, {}).get("rows", {}).get("fused", {}).get("avg_mAP") for t in (a, b))
         if x is not None and y is not None:
             diffs.append(y - x)
         d = f"{y - x:+7.1f}" if x is not None and y is not None else "      -"
-        lines.append(f"{name:<22} {x if x is not None else '-':>14} {y if y is not None else '-':>14} {d}")
+        lines.append(f"{name:<22} {fmt(x):>14} {fmt(y):>14} {d}")
     if diffs:
         lines.append(f"{'mean diff':<52} {sum(diffs) / len(diffs):+7.1f}  ({sum(d > 0 for d in diffs)} of {len(diffs)} better)")
     return "\n".join(lines)
