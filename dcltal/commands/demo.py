@@ -38,9 +38,10 @@ SIZES = {
 GENERATOR = {
     "full": ["train.optimizer=adam", "train.lr=0.001", "train.weight_decay=0.0001", "train.epochs=8",
              "train.schedule=step", "train.lr_steps=[6]", "train.warmup_epochs=0", "train.clip_grad_norm=0",
-             "train.val_every=2"],
+             "train.ema_decay=0", "train.val_every=2"],
     "tiny": ["train.optimizer=adam", "train.lr=0.001", "train.weight_decay=0.0001", "train.epochs=1",
-             "train.schedule=step", "train.lr_steps=[]", "train.warmup_epochs=0", "train.clip_grad_norm=0", "proposals.temporal_scale=32", "proposals.max_duration=16",
+             "train.schedule=step", "train.lr_steps=[]", "train.warmup_epochs=0", "train.clip_grad_norm=0",
+             "train.ema_decay=0", "proposals.temporal_scale=32", "proposals.max_duration=16",
              "proposals.snippets_per_location=6", "proposals.hidden_1d=8",
              "proposals.hidden_3d=8", "proposals.hidden_2d=4", "proposals.groups=2", "proposals.num_samples=4"],
 }
