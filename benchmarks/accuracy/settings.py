@@ -72,8 +72,8 @@ SETTINGS = {s.name: s for s in [
             proposals="builtin"),
 ]}
 
-# Sizes: each setting's training and scoring in about 6 minutes on this 2-core machine with the shipped
-# configs (measured: docs/benchmarks.md, "Measured"); the wider and the finer grid cost more a video.
+# Sizes: each setting's training and scoring in 5-7 minutes on this shared 2-core machine with the
+# shipped configs (measured: docs/benchmarks.md, "Measured"); the wider and the finer grid cost more a video.
 
 # --quick: a size that runs the whole chain in a minute or two (the runner adds train.epochs=1)
 QUICK = {"videos_train": 8, "videos_test": 4, "max_duration": 60.0}
