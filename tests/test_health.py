@@ -28,16 +28,19 @@ def test_label_entropy_is_the_loss_of_guessing_the_frequencies():
 
 
 def test_diagnose_reads_each_sign():
-    healthy = {"com": 0.6, "health_loc_active": 0.4, "cls": 0.8, "health_cls_entropy": 1.5, "health_cls_active": 0.3}
+    healthy = {"com": 0.6, "health_loc_active": 0.4, "health_com_spread": 0.8, "cls": 0.8, "health_cls_entropy": 1.5,
+               "health_cls_active": 0.3}
     assert diagnose(healthy) == {}
-    assert set(diagnose({**healthy, "com": 1.004})) == {"completeness"}
+    assert diagnose({**healthy, "com": 1.004}) == {}  # at the margin but still varying: a slow start
+    assert set(diagnose({**healthy, "com": 1.004, "health_com_spread": 0.01})) == {"completeness"}
+    assert set(diagnose({**healthy, "com": float("nan"), "cls": float("nan")})) == {"completeness", "classification"}
     assert set(diagnose({**healthy, "health_loc_active": 0.01})) == {"completeness"}
     assert set(diagnose({**healthy, "cls": 1.49})) == {"classification"}
     assert set(diagnose({**healthy, "health_cls_active": 0.0})) == {"classification"}
 
 
 def test_a_sign_warns_on_its_second_epoch_in_a_row(capsys):
-    check, dead = HealthCheck(), {"com": 1.0, "health_loc_active": 0.0}
+    check, dead = HealthCheck(), {"com": 1.0, "health_com_spread": 0.0, "health_loc_active": 0.0}
     check(2, "rgb", dict(dead))
     assert capsys.readouterr().err == ""
     check(3, "rgb", {"com": 0.5, "health_loc_active": 0.5})
@@ -73,5 +76,27 @@ def test_a_killed_head_is_reported_once_and_recorded(tmp_path, monkeypatch, caps
     assert float(rows["1", "rgb"]["health_dead"]) == 0  # the first epoch is not judged
     assert all(float(rows[e, "rgb"]["health_dead"]) >= 1 for e in ("2", "3", "4"))
     assert all(float(rows[e, "rgb"]["health_loc_active"]) == 0 for e in ("1", "2", "3", "4"))
+    assert all(float(rows[e, "rgb"]["health_com_spread"]) < 1e-3 < float(rows[e, "flow"]["health_com_spread"])
+               for e in ("2", "3", "4"))
     assert all(float(rows[e, "flow"]["health_loc_active"]) > 0.05 for e in ("1", "2", "3", "4"))
     assert all(float(rows[e, s]["health_cls_entropy"]) > 0 for e in ("1", "2", "3", "4") for s in ("rgb", "flow"))
+
+
+def test_completeness_spread_is_the_rms_around_each_class_mean():
+    from dcltal.engine.health import completeness_spread
+    from dcltal.model.losses import Targets
+
+    torch.manual_seed(0)
+    z = torch.randn(7, 3)
+    action = torch.tensor([1, 1, 2, 2, 2, 3, 0])  # 0: no action, not a completeness sample
+    complete = torch.tensor([1, 0, 0, 1, 0, -1, 1])  # -1: not a sample
+    t = Targets(labels=action, completeness=complete, action=action, regression=torch.zeros(7, 2),
+                regression_mask=torch.zeros(7, dtype=torch.bool))
+    rows = [i for i in range(7) if complete[i] >= 0 and action[i] > 0]
+    scores = {i: float(z[i, action[i] - 1]) for i in rows}
+    residuals = []
+    for i in rows:
+        same = [scores[j] for j in rows if action[j] == action[i]]
+        residuals.append(scores[i] - sum(same) / len(same))
+    expected = (sum(r * r for r in residuals) / len(residuals)) ** 0.5
+    assert completeness_spread(z, t)["health_com_spread"].item() == pytest.approx(expected, rel=1e-6)

@@ -16,7 +16,7 @@ from torch import nn
 from dcltal.data.labelling import FOREGROUND, LabelledProposals, ProposalSampler, label_proposals, make_targets
 from dcltal.engine.checkpoint import cpu_state
 from dcltal.engine.dataset import VideoDataset
-from dcltal.engine.health import ActivityProbe, HealthCheck, LabelCounter, active_shares
+from dcltal.engine.health import ActivityProbe, HealthCheck, LabelCounter, active_shares, completeness_spread
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
 from dcltal.model.losses import Targets
@@ -118,7 +118,7 @@ class DetectorTask:
         terms = getattr(model, "module", model).losses(out, targets, packed, tc.lambda_reg, tc.lambda_com,
                                                        tc.ohem_ratio, num_videos=packed.num_videos)
         self.labels_seen.add(targets.labels)
-        return {**terms, **active_shares(self.probe)}
+        return {**terms, **active_shares(self.probe), **completeness_spread(out.completeness, targets)}
 
     def check_health(self, epoch: int, row: dict[str, float]) -> None:
         """Warn once if a head of this stream looks dead (engine/health.py); adds ``health_cls_entropy``

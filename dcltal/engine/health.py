@@ -1,15 +1,17 @@
 """The detector's training health check: a dead head is told in the first epochs, not after the run.
 
 Signs of a dead head, read from one stream's epoch means (docs/training.md, "Health check"):
-- completeness (Eq. 13): the hinge loss pinned at its margin (a constant output z gives
-  max(0, 1 - z) and max(0, 1 + z) averaging to 1 over balanced complete and hardest-incomplete
-  samples), or almost none of the localization MLP's hidden ReLUs active;
+- completeness (Eq. 13): the hinge loss pinned at its margin with an output that no longer varies
+  over the batch's samples (a constant z gives max(0, 1 - z) and max(0, 1 + z) averaging to 1 over
+  balanced complete and hardest-incomplete samples; a head that still varies is slow, not dead), or
+  almost none of the localization MLP's hidden ReLUs active;
 - classification (Eq. 12): the cross-entropy no lower than the entropy of the epoch's labels (what
   predicting the label frequencies scores), or almost none of its hidden ReLUs active.
 The columns behind them (``health_*``) go into metrics.csv every epoch.
 """
 from __future__ import annotations
 
+import math
 import sys
 from functools import partial
 
@@ -17,7 +19,8 @@ import torch
 from torch import nn
 
 ACTIVE_MIN = 0.05  # a head whose hidden ReLUs fire (on any sample of a batch) below this share is dead
-COM_PINNED = 0.01  # completeness loss within this of the hinge margin 1: a constant output
+COM_PINNED = 0.01  # completeness loss within this of the hinge margin 1 ...
+COM_FLAT = 0.05  # ... with the scores' standard deviation over a batch's samples below this: a constant output
 CLS_STUCK = 0.95  # cross-entropy at or above this share of the labels' entropy: the frequencies guessed
 FIRST_EPOCH = 2  # the first epoch's means include the start from random weights
 HEADS = ("cls_head", "loc_head")
@@ -63,6 +66,21 @@ class LabelCounter:
         return float(label_entropy(counts)) if counts.sum() else None
 
 
+def completeness_spread(completeness: torch.Tensor, targets) -> dict[str, torch.Tensor]:
+    """``health_com_spread``: the root mean square, over the batch's completeness samples, of their
+    score for their action's class (Eq. 13) less that class's mean score in the batch: 0 where the
+    head's output no longer depends on its input (a per-class constant); {} without samples."""
+    valid = (targets.completeness >= 0) & (targets.action > 0)
+    if not bool(valid.any()):
+        return {}
+    cls = targets.action[valid] - 1
+    z = completeness[valid].detach().float().gather(1, cls.unsqueeze(1)).squeeze(1)  # [M]
+    sums = z.new_zeros(completeness.shape[1]).index_add(0, cls, z)
+    counts = z.new_zeros(completeness.shape[1]).index_add(0, cls, torch.ones_like(z))
+    residual = z - (sums / counts.clamp_min(1))[cls]
+    return {"health_com_spread": residual.pow(2).mean().sqrt()}
+
+
 def active_shares(probe: ActivityProbe) -> dict[str, torch.Tensor]:
     """The ``health_*_active`` values of the last training batch (logged beside the losses, never minimised)."""
     return {f"health_{head.split('_')[0]}_active": a for head, a in probe.active.items()}
@@ -71,12 +89,13 @@ def active_shares(probe: ActivityProbe) -> dict[str, torch.Tensor]:
 def diagnose(row: dict[str, float]) -> dict[str, str]:
     """{head: what is wrong} for one stream's epoch means (the loss terms and health columns)."""
     found = {}
-    com, loc_active = row.get("com"), row.get("health_loc_active")
-    if (com is not None and abs(com - 1.0) < COM_PINNED) or (loc_active is not None and loc_active < ACTIVE_MIN):
-        found["completeness"] = (f"completeness loss {com:.4f} at the hinge margin 1, "
+    com, loc_active, spread = row.get("com"), row.get("health_loc_active"), row.get("health_com_spread", 0.0)
+    pinned = com is not None and (not math.isfinite(com) or (abs(com - 1.0) < COM_PINNED and spread < COM_FLAT))
+    if pinned or (loc_active is not None and loc_active < ACTIVE_MIN):
+        found["completeness"] = (f"completeness loss {com:.4f} at the hinge margin 1, scores spread {spread:.3f}, "
                                  f"{loc_active:.1%} of the localization head's ReLUs active")
     cls, entropy, cls_active = row.get("cls"), row.get("health_cls_entropy"), row.get("health_cls_active")
-    if (cls is not None and entropy and cls >= CLS_STUCK * entropy) or (cls_active is not None and cls_active < ACTIVE_MIN):
+    if (cls is not None and entropy and not cls < CLS_STUCK * entropy) or (cls_active is not None and cls_active < ACTIVE_MIN):
         found["classification"] = (f"classification loss {cls:.3f} against {entropy:.3f} for guessing the label "
                                    f"frequencies, {cls_active:.1%} of its ReLUs active")
     return found
