@@ -36,6 +36,8 @@ def test_diagnose_reads_each_sign():
     assert set(diagnose({**healthy, "com": float("nan"), "cls": float("nan")})) == {"completeness", "classification"}
     assert set(diagnose({**healthy, "health_loc_active": 0.01})) == {"completeness"}
     assert set(diagnose({**healthy, "cls": 1.49})) == {"classification"}
+    assert set(diagnose({**healthy, "cls": 1.49}, {"cls": 1.50})) == {"classification"}  # stuck
+    assert diagnose({**healthy, "cls": 1.49}, {"cls": 1.60}) == {}  # above the guess, but learning
     assert set(diagnose({**healthy, "health_cls_active": 0.0})) == {"classification"}
 
 

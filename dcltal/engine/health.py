@@ -6,7 +6,8 @@ Signs of a dead head, read from one stream's epoch means (docs/training.md, "Hea
   balanced complete and hardest-incomplete samples; a head that still varies is slow, not dead), or
   almost none of the localization MLP's hidden ReLUs active;
 - classification (Eq. 12): the cross-entropy no lower than the entropy of the epoch's labels (what
-  predicting the label frequencies scores), or almost none of its hidden ReLUs active.
+  predicting the label frequencies scores) and not falling either, or almost none of its hidden
+  ReLUs active.
 The columns behind them (``health_*``) go into metrics.csv every epoch.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from torch import nn
 ACTIVE_MIN = 0.05  # a head whose hidden ReLUs fire (on any sample of a batch) below this share is dead
 COM_PINNED = 0.01  # completeness loss within this of the hinge margin 1 ...
 COM_FLAT = 0.05  # ... with the scores' standard deviation over a batch's samples below this: a constant output
-CLS_STUCK = 0.95  # cross-entropy at or above this share of the labels' entropy: the frequencies guessed
+CLS_STUCK = 0.95  # cross-entropy at or above this share of the labels' entropy: the frequencies guessed ...
+CLS_FALLING = 0.03  # ... unless it fell by this share since the epoch before (a slow start under warm-up)
 FIRST_EPOCH = 2  # the first epoch's means include the start from random weights
 HEADS = ("cls_head", "loc_head")
 
@@ -86,8 +88,9 @@ def active_shares(probe: ActivityProbe) -> dict[str, torch.Tensor]:
     return {f"health_{head.split('_')[0]}_active": a for head, a in probe.active.items()}
 
 
-def diagnose(row: dict[str, float]) -> dict[str, str]:
-    """{head: what is wrong} for one stream's epoch means (the loss terms and health columns)."""
+def diagnose(row: dict[str, float], previous: dict[str, float] | None = None) -> dict[str, str]:
+    """{head: what is wrong} for one stream's epoch means (the loss terms and health columns);
+    ``previous``: the epoch before's."""
     found = {}
     com, loc_active, spread = row.get("com"), row.get("health_loc_active"), row.get("health_com_spread", 0.0)
     pinned = com is not None and (not math.isfinite(com) or (abs(com - 1.0) < COM_PINNED and spread < COM_FLAT))
@@ -95,7 +98,9 @@ def diagnose(row: dict[str, float]) -> dict[str, str]:
         found["completeness"] = (f"completeness loss {com:.4f} at the hinge margin 1, scores spread {spread:.3f}, "
                                  f"{loc_active:.1%} of the localization head's ReLUs active")
     cls, entropy, cls_active = row.get("cls"), row.get("health_cls_entropy"), row.get("health_cls_active")
-    if (cls is not None and entropy and not cls < CLS_STUCK * entropy) or (cls_active is not None and cls_active < ACTIVE_MIN):
+    before = (previous or {}).get("cls")
+    falling = cls is not None and before is not None and cls < (1 - CLS_FALLING) * before
+    if (cls is not None and entropy and not cls < CLS_STUCK * entropy and not falling) or (cls_active is not None and cls_active < ACTIVE_MIN):
         found["classification"] = (f"classification loss {cls:.3f} against {entropy:.3f} for guessing the label "
                                    f"frequencies, {cls_active:.1%} of its ReLUs active")
     return found
@@ -113,9 +118,11 @@ class HealthCheck:
     def __init__(self):
         self.warned: set[str] = set()
         self.previous: set[str] = set()
+        self.last_row: dict[str, float] | None = None
 
     def __call__(self, epoch: int, stream: str, row: dict[str, float]) -> None:
-        found = diagnose(row) if epoch >= FIRST_EPOCH else {}
+        found = diagnose(row, self.last_row) if epoch >= FIRST_EPOCH else {}
+        self.last_row = dict(row)
         row["health_dead"] = float(len(found))
         for head, what in found.items():
             if head in self.previous and head not in self.warned:
