@@ -31,11 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     progress = show_progress(args)
-    from dcltal.engine.distributed import gather_objects, gather_videos, init_distributed, run_agreed, shutdown
+    from dcltal.engine.distributed import gather_objects, gather_videos, process_group, run_agreed
 
-    ctx = init_distributed(cfg.train.device)  # under torchrun each process detects in its share of the videos
-    finished = False
-    try:
+    with process_group(cfg.train.device) as ctx:  # under torchrun each process detects in its share of the videos
         results, repairs = run_agreed(lambda: _detect(args, cfg, ctx, progress), ctx)
         merged, logs = gather_videos(results, ctx), gather_objects(repairs, ctx)
         if ctx.is_main:
@@ -45,9 +43,6 @@ def run(args: argparse.Namespace) -> int:
                 repairs.merge(log)
             repairs.report("features")
         run_agreed(lambda: write_json(args.out, results_json(merged)) if ctx.is_main else None, ctx)
-        finished = True
-    finally:
-        shutdown(ctx, finished)
     if ctx.is_main and not args.quiet:
         count = sum(len(d) for d in merged.values())
         print(f"wrote {count} detections in {len(merged)} videos to {args.out}")

@@ -31,16 +31,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     progress = show_progress(args)
     from dcltal.data.proposals import write_proposal_json  # torch only after the arguments are known good
-    from dcltal.engine.distributed import gather_videos, init_distributed, run_agreed, shutdown
+    from dcltal.engine.distributed import gather_videos, process_group, run_agreed
 
-    ctx = init_distributed(cfg.train.device)  # under torchrun each process proposes for its share of the videos
-    finished = False
-    try:
+    with process_group(cfg.train.device) as ctx:  # under torchrun each process proposes for its share of the videos
         proposals = gather_videos(run_agreed(lambda: _propose(args, cfg, ctx, progress), ctx), ctx)
         run_agreed(lambda: write_proposal_json(args.out, proposals) if ctx.is_main else None, ctx)
-        finished = True
-    finally:
-        shutdown(ctx, finished)
     if ctx.is_main and not args.quiet:
         count = sum(len(p) for p in proposals.values())
         print(f"wrote {count} proposals in {len(proposals)} videos to {args.out}")

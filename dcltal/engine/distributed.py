@@ -9,8 +9,9 @@ torchrun (WORLD_SIZE unset or 1) every helper is the one-process identity.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -61,6 +62,19 @@ def shutdown(ctx: DistContext, finished: bool = True) -> None:
         if finished:
             dist.barrier()
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(device_name: str = "auto") -> Iterator[DistContext]:
+    """``init_distributed`` for the length of a command's work, then :func:`shutdown` (with its
+    barrier only where the body finished without an error)."""
+    ctx = init_distributed(device_name)
+    finished = False
+    try:
+        yield ctx
+        finished = True
+    finally:
+        shutdown(ctx, finished)
 
 
 def barrier(ctx: DistContext) -> None:

@@ -197,19 +197,12 @@ def train(cfg, work_dir: str | Path, resume: bool = False, progress: bool = True
     proposals``, the proposal generator. Under torchrun, one process of a DDP group. Returns the
     checkpoint to use (best.pt where validation chose one, else last.pt). ``video_classifier``: the
     classifier's states, already trained on the same split (the ablation's runs of one seed share one)."""
-    from dcltal.engine.distributed import init_distributed, shutdown
+    from dcltal.engine.distributed import process_group
 
-    ctx = init_distributed(cfg.train.device)
-    finished = False
-    try:
+    with process_group(cfg.train.device) as ctx:
         if cfg.model.kind == "proposals":
-            chosen = _train_proposals(cfg, work_dir, ctx, resume, progress)
-        else:
-            chosen = _train_detector(cfg, work_dir, ctx, resume, progress, video_classifier)
-        finished = True
-        return chosen
-    finally:
-        shutdown(ctx, finished)
+            return _train_proposals(cfg, work_dir, ctx, resume, progress)
+        return _train_detector(cfg, work_dir, ctx, resume, progress, video_classifier)
 
 
 def _fields(cfg, classes: list[str]) -> dict[str, Any]:
