@@ -83,3 +83,18 @@ def test_input_is_scaled_by_the_training_rms_so_a_stream_scale_changes_nothing()
                                atol=1e-5)
     old = {k: v for k, v in states["rgb"].items() if k != "input_scale"}  # saved before the scale existed
     assert torch.equal(VideoClassifier.from_state_dict(old).input_scale, torch.ones(D))
+
+
+def test_softmax_scores_and_old_sigmoid_classifiers():
+    features, labels = _videos(12, seed=7)
+    states = train_video_classifier(features, labels, C, epochs=2, progress=False)
+    assert bool(states["rgb"]["exclusive"])
+    scores = video_level_scores(load_video_classifiers(states), features[0], {"rgb": 1.0, "flow": 1.0})
+    assert abs(scores.sum() - 1.0) < 1e-5  # one distribution over the classes
+    old = {k: v for k, v in states["rgb"].items() if k not in ("exclusive", "input_scale")}  # saved with sigmoids
+    model = VideoClassifier.from_state_dict(old).eval()
+    logits = model(torch.as_tensor(features[0]["rgb"]))
+    torch.testing.assert_close(model.probabilities(logits), torch.sigmoid(logits))
+    targets = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
+    expected = -(0.5 * logits.log_softmax(-1)[0] + 0.5 * logits.log_softmax(-1)[2])
+    torch.testing.assert_close(VideoClassifier(D, C).loss(logits[None], targets), expected)
