@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from generator import VERSION, write_setting
 from settings import SETTINGS, Setting, quick
 
@@ -194,6 +195,36 @@ def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_
     return summary
 
 
+def rescore_setting(setting: Setting, out: Path, tag: str) -> dict:
+    """``--rescore``: a finished run's detectors as they are, its built-in video-level classifier
+    trained again with the current code on the same training videos (as ``dcltal train`` does before
+    the detector), and every row scored again; the summary keeps the previous rows under ``rows_before``."""
+    from dcltal.config import load_config
+    from dcltal.engine.checkpoint import load_checkpoint, save_checkpoint
+    from dcltal.engine.detector_task import detector_tasks
+    from dcltal.engine.video_classifier import train_video_classifier
+
+    work = out / "runs" / tag / setting.name
+    summary = json.loads((work / "summary.json").read_text())
+    cfg = load_config(REPO / setting.config, summary["command"]["set"])
+    train = next(iter(detector_tasks(cfg)[0].values())).train
+    feats = [{s: np.asarray(f, dtype=np.float32) for s, f in v.features.items()} for v in train]
+    states = train_video_classifier(feats, [v.labels for v in train], len(train.classes), seed=cfg.train.seed,
+                                    progress=False)
+    rows = {}
+    for name, key in (("last.pt", None), ("best.pt", "fused_best_pt")):
+        path = work / "checkpoints" / name
+        if not path.is_file():
+            continue
+        rescored = path.with_name(f"{path.stem}_rescored.pt")
+        save_checkpoint(rescored, {**load_checkpoint(path), "video_classifier": states})
+        scored = score(cfg, rescored, with_streams=key is None)
+        rows.update(scored if key is None else {key: scored["fused"]})
+    summary.update(rows_before=summary.get("rows_before", summary["rows"]), rows=rows, rescored=True)
+    (work / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
 def figure(x: float | None) -> str:
     return "  n/a" if x is None else f"{x:5.1f}"
 
@@ -214,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="default", help="name of this run (OUT/runs/TAG); report.py --compare takes two")
     parser.add_argument("--jobs", type=int, default=1, help="settings run at once (each trains with the config's threads)")
     parser.add_argument("--quick", action="store_true", help="a tiny size of each setting and 1 epoch: checks the chain")
+    parser.add_argument("--rescore", action="store_true", help="no training: the tag's finished runs scored again with "
+                        "their video-level classifier retrained by the current code (after a change to it)")
     args = parser.parse_args(argv)
     names = [n for n in args.settings.split(",") if n]
     unknown = [n for n in names if n not in SETTINGS]
@@ -226,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(setting: Setting) -> dict | None:
         try:
-            summary = run_setting(setting, args.out, args.tag, args.extras, args.quick)
+            summary = (rescore_setting(setting, args.out, args.tag) if args.rescore
+                       else run_setting(setting, args.out, args.tag, args.extras, args.quick))
         except Exception as e:  # one failing setting must not lose the others' results
             print(f"[{setting.name}] FAILED: {e}", file=sys.stderr, flush=True)
             return None
