@@ -20,7 +20,7 @@ from dcltal.runlog import add_output_arguments, show_progress
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--checkpoint", metavar="CKPT", help="checkpoint written by dcltal train (last.pt or best.pt)")
+    parser.add_argument("--checkpoint", metavar="CKPT", help="checkpoint written by dcltal train (last.pt or best.pt), or a directory written by dcltal export")
     parser.add_argument("--out", required=True, type=output_file, metavar="RESULTS.json", help="where to write the detections")
     parser.add_argument("--subset", metavar="NAME", help="annotation subset to run on (default: data.test_subset)")
     add_output_arguments(parser)

@@ -21,7 +21,7 @@ from dcltal.runlog import add_output_arguments, show_progress
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
-                        help="checkpoint written by dcltal train with model.kind: proposals")
+                        help="checkpoint written by dcltal train with model.kind: proposals, or its dcltal export directory")
     parser.add_argument("--out", required=True, type=output_file, metavar="PROPOSALS.json", help="where to write the proposals")
     parser.add_argument("--subset", metavar="NAME", help="annotation subset to run on (default: data.test_subset)")
     add_output_arguments(parser)
