@@ -163,7 +163,16 @@ def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
     return rows
 
 
-def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_run: bool) -> dict:
+def logged_training_seconds(log: Path) -> float:
+    """Wall seconds of the training in ``log`` (train.log's timestamps: its first line to "finished")."""
+    stamps = [line[:19] for line in log.read_text().splitlines() if line[:4].isdigit() and " INFO " in line]
+    ends = [line[:19] for line in log.read_text().splitlines() if line.endswith("INFO finished")]
+    parse = lambda t: time.mktime(time.strptime(t, "%Y-%m-%d %H:%M:%S"))  # noqa: E731
+    return parse(ends[-1]) - parse(stamps[0])
+
+
+def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_run: bool,
+                score_only: bool = False) -> dict:
     from dcltal.config import load_config
     from dcltal.engine.device import set_cpu_threads
 
@@ -173,12 +182,15 @@ def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_
     proposals, recall = (builtin_proposals(setting, data, quick_run) if setting.proposals == "builtin"
                          else (data / "proposals", stats["proposal_recall"]))
     work = out / "runs" / tag / setting.name
-    shutil.rmtree(work, ignore_errors=True)  # a tag re-run is a fresh run
-    work.mkdir(parents=True)
     sets = [*data_sets(setting, data, proposals), *extras, *(QUICK_SETS if quick_run else [])]
-    print(f"[{setting.name}] training ({tag})", file=sys.stderr, flush=True)
-    train_s, train_cpu = dcltal("train", str(REPO / setting.config), "--work-dir", str(work), "--set", *sets,
-                                log=work / "train.log")
+    if score_only:  # a finished training whose scoring failed: its checkpoints as they are
+        train_s, train_cpu = logged_training_seconds(work / "train.log"), None
+    else:
+        shutil.rmtree(work, ignore_errors=True)  # a tag re-run is a fresh run
+        work.mkdir(parents=True)
+        print(f"[{setting.name}] training ({tag})", file=sys.stderr, flush=True)
+        train_s, train_cpu = dcltal("train", str(REPO / setting.config), "--work-dir", str(work), "--set", *sets,
+                                    log=work / "train.log")
     cfg = load_config(REPO / setting.config, sets)
     set_cpu_threads(cfg.train.threads)
     rows = score(cfg, work / "checkpoints" / "last.pt", with_streams=True)
@@ -188,7 +200,7 @@ def run_setting(setting: Setting, out: Path, tag: str, extras: list[str], quick_
     losses, health = last_epoch(work / "metrics.csv")
     summary = {"setting": setting.name, "system": "dcltal", "tag": tag, "protocol": cfg.eval.protocol,
                "tiou": cfg.eval.tiou, "checkpoint": "last.pt", "rows": rows, "train_wall_s": round(train_s, 1),
-               "train_cpu_s": round(train_cpu, 1), "setting_wall_s": round(time.time() - started, 1),
+               "train_cpu_s": None if train_cpu is None else round(train_cpu, 1), "setting_wall_s": round(time.time() - started, 1),
                "load_average": os.getloadavg()[0], "last_losses": losses, "health": health,
                "proposal_recall": recall, "data": stats, "command": {"config": setting.config, "set": sets}}
     (work / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -245,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="default", help="name of this run (OUT/runs/TAG); report.py --compare takes two")
     parser.add_argument("--jobs", type=int, default=1, help="settings run at once (each trains with the config's threads)")
     parser.add_argument("--quick", action="store_true", help="a tiny size of each setting and 1 epoch: checks the chain")
+    parser.add_argument("--score-only", action="store_true", help="no training: score the tag's finished trainings as "
+                        "they are (where the scoring failed; the training time from their train.log)")
     parser.add_argument("--rescore", action="store_true", help="no training: the tag's finished runs scored again with "
                         "their video-level classifier retrained by the current code (after a change to it)")
     args = parser.parse_args(argv)
@@ -260,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     def one(setting: Setting) -> dict | None:
         try:
             summary = (rescore_setting(setting, args.out, args.tag) if args.rescore
-                       else run_setting(setting, args.out, args.tag, args.extras, args.quick))
+                       else run_setting(setting, args.out, args.tag, args.extras, args.quick, args.score_only))
         except Exception as e:  # one failing setting must not lose the others' results
             print(f"[{setting.name}] FAILED: {e}", file=sys.stderr, flush=True)
             return None
