@@ -34,7 +34,7 @@ def test_diagnose_reads_each_sign():
     assert diagnose({**healthy, "com": 1.004}) == {}  # at the margin but still varying: a slow start
     assert set(diagnose({**healthy, "com": 1.004, "health_com_spread": 0.01})) == {"completeness"}
     assert set(diagnose({**healthy, "com": float("nan"), "cls": float("nan")})) == {"completeness", "classification"}
-    assert set(diagnose({**healthy, "health_loc_active": 0.01})) == {"completeness"}
+    assert set(diagnose({**healthy, "health_loc_active": 0.005})) == {"completeness"}
     assert set(diagnose({**healthy, "cls": 1.49})) == {"classification"}
     assert set(diagnose({**healthy, "cls": 1.49}, {"cls": 1.50})) == {"classification"}  # stuck
     assert diagnose({**healthy, "cls": 1.49}, {"cls": 1.60}) == {}  # above the guess, but learning

@@ -19,7 +19,9 @@ from functools import partial
 import torch
 from torch import nn
 
-ACTIVE_MIN = 0.05  # a head whose hidden ReLUs fire (on any sample of a batch) below this share is dead
+# a head whose hidden ReLUs fire (on any sample of a batch) below this share is dead: dead heads measured 0.0%;
+# on the zoo's 1024-d setting a live localization head passed through 3% (of 1536) and recovered
+ACTIVE_MIN = 0.01
 COM_PINNED = 0.01  # completeness loss within this of the hinge margin 1 ...
 COM_FLAT = 0.05  # ... with the scores' standard deviation over a batch's samples below this: a constant output
 CLS_STUCK = 0.95  # cross-entropy at or above this share of the labels' entropy: the frequencies guessed ...
