@@ -14,8 +14,9 @@ and writes OUTDIR/results.json (ActivityNet results format), eval.json and summa
 (run_zoo.py's schema, one row "all", figures in %, read by report.py).
 
 --zoo ZOO_DIR runs every ZOO_DIR/data/<setting> into ZOO_DIR/actionformer/<setting>, skipping
-those that already have a summary.json. Install the peer first with actionformer_install.sh; run
-with another Python, the script restarts itself under .peer-venv/actionformer. Facts behind each
+those that already have a summary.json. Run with any Python, the script restarts itself under
+.peer-venv/actionformer, installing the peer there first (actionformer_install.sh) where that venv
+is missing: one command from a fresh clone. Facts behind each
 choice: ../shared/peers/actionformer.md. ActionFormer is never a dependency of dcltal.
 """
 from __future__ import annotations
@@ -52,10 +53,14 @@ except ImportError:
     # The peer lives in a venv of its own; restart there once rather than fail on a plain python.
     # (the venv's python is a symlink to the base interpreter: an environment mark, not paths,
     # tells whether this already is the restart)
-    if PEER_PYTHON.exists() and not os.environ.get("ACTIONFORMER_RUN_REEXEC"):
+    if not os.environ.get("ACTIONFORMER_RUN_REEXEC"):
+        if not PEER_PYTHON.exists():  # one command from a fresh clone: install the peer first (minutes, once)
+            import subprocess
+
+            subprocess.run(["bash", str(Path(__file__).with_name("actionformer_install.sh"))], check=True)
         os.environ["ACTIONFORMER_RUN_REEXEC"] = "1"
         os.execv(str(PEER_PYTHON), [str(PEER_PYTHON), *sys.argv])
-    sys.exit("actionformer is not importable: run benchmarks/accuracy/actionformer_install.sh first")
+    sys.exit("actionformer is not importable: run benchmarks/accuracy/actionformer_install.sh")
 
 # configs/thumos_i3d.yaml of the official release, as released (ActionFormer ships no config files
 # in its wheel). Paths, input_dim, num_classes and the grid are filled in per data dir.
