@@ -200,3 +200,15 @@ class FeatureStore:
             self.cache[video_id] = {name: f.astype(np.float16) for name, f in feats.items()}
         # the first load returns the same float16-rounded values as every later one
         return {name: f.astype(np.float32) for name, f in self.cache[video_id].items()}
+
+
+def inverse_channel_rms(arrays) -> np.ndarray:
+    """[D] float32: 1 / each channel's root mean square over every row of ``arrays`` ([T, D] each; the
+    input scale of ``model.input_norm: rms`` and of the built-in video-level classifier); 1 for a
+    channel that is zero everywhere."""
+    squares, rows = 0.0, 0
+    for x in arrays:
+        x = np.asarray(x, dtype=np.float64)
+        squares, rows = squares + (x * x).sum(0), rows + x.shape[0]
+    rms = np.sqrt(squares / max(rows, 1))
+    return np.where(rms > 0, 1.0 / np.where(rms > 0, rms, 1.0), 1.0).astype(np.float32)

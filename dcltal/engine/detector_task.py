@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from dcltal.data.labelling import FOREGROUND, LabelledProposals, ProposalSampler, label_proposals, make_targets
+from dcltal.data.features import inverse_channel_rms
 from dcltal.engine.checkpoint import cpu_state
 from dcltal.engine.dataset import VideoDataset
 from dcltal.engine.health import ActivityProbe, HealthCheck, LabelCounter, active_shares, completeness_spread
@@ -46,17 +47,6 @@ def fit_coder(kind: str, labelled: list[LabelledProposals]) -> SegmentCoder:
     return SegmentCoder.fit(kind, torch.from_numpy(proposals), torch.from_numpy(targets))
 
 
-def channel_rms(videos: VideoDataset, stream: str) -> torch.Tensor:
-    """[D] each channel's root mean square over every snippet of ``videos`` (model.input_norm: rms)."""
-    squares, count = None, 0
-    for v in videos:
-        x = np.asarray(v.features[stream], dtype=np.float64)
-        squares = (x * x).sum(0) if squares is None else squares + (x * x).sum(0)
-        count += x.shape[0]
-    rms = torch.from_numpy(np.sqrt(squares / max(count, 1))).float()
-    return torch.where(rms > 0, rms, torch.ones_like(rms))  # an all-zero channel stays as it is
-
-
 class DetectorTask:
     """One stream's detector for the generic loop: build the model, make batches of sampled
     proposals, compute Eq. 15, validate by mAP on the held-out videos."""
@@ -86,7 +76,7 @@ class DetectorTask:
 
         model = Detector.from_config(self.cfg.model, self.dim, len(self.classes))
         if self.cfg.model.input_norm == "rms":
-            model.set_input_scale(channel_rms(self.train, self.stream).clamp_min(1e-12).reciprocal())
+            model.set_input_scale(torch.from_numpy(inverse_channel_rms(v.features[self.stream] for v in self.train)))
         self.probe = ActivityProbe(model)
         return model
 

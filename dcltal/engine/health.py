@@ -23,7 +23,7 @@ from torch import nn
 # on the zoo's 1024-d setting a live localization head passed through 3% (of 1536) and recovered
 ACTIVE_MIN = 0.01
 COM_PINNED = 0.01  # completeness loss within this of the hinge margin 1 ...
-COM_FLAT = 0.05  # ... with the scores' standard deviation over a batch's samples below this: a constant output
+COM_FLAT = 0.05  # ... with health_com_spread (the scores around their class's batch mean) below this: a constant output
 CLS_STUCK = 0.95  # cross-entropy at or above this share of the labels' entropy: the frequencies guessed ...
 CLS_FALLING = 0.03  # ... unless it fell by this share since the epoch before (a slow start under warm-up)
 FIRST_EPOCH = 2  # the first epoch's means include the start from random weights
@@ -102,7 +102,8 @@ def diagnose(row: dict[str, float], previous: dict[str, float] | None = None) ->
     cls, entropy, cls_active = row.get("cls"), row.get("health_cls_entropy"), row.get("health_cls_active")
     before = (previous or {}).get("cls")
     falling = cls is not None and before is not None and cls < (1 - CLS_FALLING) * before
-    if (cls is not None and entropy and not cls < CLS_STUCK * entropy and not falling) or (cls_active is not None and cls_active < ACTIVE_MIN):
+    guessing = cls is not None and entropy and not cls < CLS_STUCK * entropy and not falling
+    if guessing or (cls_active is not None and cls_active < ACTIVE_MIN):
         found["classification"] = (f"classification loss {cls:.3f} against {entropy:.3f} for guessing the label "
                                    f"frequencies, {cls_active:.1%} of its ReLUs active")
     return found

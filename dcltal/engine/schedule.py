@@ -1,7 +1,7 @@
 """Optimiser, learning-rate schedule and the seeds of each epoch (docs/training.md).
 
-The learning rate is a pure function of the epoch and the share of its batches done (:func:`lr_at`), and every random draw of an epoch comes from seeds derived from (seed, epoch,
-model name[, rank]); so a run resumed after a kill needs no scheduler state and repeats exactly.
+The learning rate is a pure function of the epoch and the share of its batches done (:func:`lr_at`),
+and every random draw of an epoch comes from seeds derived from (seed, epoch, model name[, rank]); so a run resumed after a kill needs no scheduler state and repeats exactly.
 """
 from __future__ import annotations
 

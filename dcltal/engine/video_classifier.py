@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dcltal.data.features import inverse_channel_rms
 from dcltal.engine.fusion import fuse_streams
 
 
@@ -111,9 +112,7 @@ def train_video_classifier(
         torch.manual_seed(seed)
         data = [torch.as_tensor(f[stream], dtype=torch.float32, device=device) for f in features]
         model = VideoClassifier(data[0].shape[1], num_classes).to(device)
-        squares = sum(x.double().pow(2).sum(0) for x in data) / sum(x.shape[0] for x in data)
-        rms = squares.sqrt().float()
-        model.input_scale.copy_(torch.where(rms > 0, rms, torch.ones_like(rms)).reciprocal())
+        model.input_scale.copy_(torch.from_numpy(inverse_channel_rms(f[stream] for f in features)))
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
         generator = torch.Generator().manual_seed(seed)
         model.train()
