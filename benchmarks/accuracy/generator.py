@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from settings import ANET13_JSON, SETTINGS, THUMOS14_JSON, Setting, Stream, quick
+from settings import ANET13_JSON, KNOWN, THUMOS14_JSON, Setting, Stream, quick
 
 VERSION = 1                 # stored in zoo.json; bump when the same setting would give other data
 WINDOW = 16                 # frames a snippet covers (I3D's 16-frame clips)
@@ -307,11 +307,11 @@ def statistics(videos: list[Video], lengths: list[int], classes: list[str]) -> d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("setting", choices=sorted(SETTINGS))
+    parser.add_argument("setting", choices=sorted(KNOWN))
     parser.add_argument("out", type=Path)
     parser.add_argument("--quick", action="store_true", help="the tiny size the runner's --quick uses")
     args = parser.parse_args(argv)
-    setting = quick(SETTINGS[args.setting]) if args.quick else SETTINGS[args.setting]
+    setting = quick(KNOWN[args.setting]) if args.quick else KNOWN[args.setting]
     print(json.dumps(write_setting(setting, args.out), indent=1))
     return 0
 

@@ -13,14 +13,14 @@ import json
 import sys
 from pathlib import Path
 
-from settings import SETTINGS
+from settings import KNOWN
 
 ROWS = ("fused", "rgb", "flow", "no_video_scores")
 
 
 def in_zoo_order(names) -> list[str]:
     """The zoo's own order (settings.py), then anything else (e.g. --quick runs) by name."""
-    order = {n: i for i, n in enumerate(SETTINGS)}
+    order = {n: i for i, n in enumerate(KNOWN)}
     return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from generator import VERSION, write_setting
-from settings import SETTINGS, Setting, quick
+from settings import KNOWN, SETTINGS, Setting, quick
 
 REPO = Path(__file__).resolve().parents[2]
 # the built-in generator's training: BMN's optimiser, as docs/proposals.md and `dcltal demo` train it
@@ -251,7 +251,7 @@ def line(s: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="data in OUT/data, runs in OUT/runs/TAG")
-    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of: {', '.join(SETTINGS)}")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of: {', '.join(KNOWN)} (default: all but the large {', '.join(sorted(set(KNOWN) - set(SETTINGS)))})")
     parser.add_argument("--set", dest="extras", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="config overrides added to every setting's training and inference (a candidate change)")
     parser.add_argument("--tag", default="default", help="name of this run (OUT/runs/TAG); report.py --compare takes two")
@@ -263,10 +263,10 @@ def main(argv: list[str] | None = None) -> int:
                         "their video-level classifier retrained by the current code (after a change to it)")
     args = parser.parse_args(argv)
     names = [n for n in args.settings.split(",") if n]
-    unknown = [n for n in names if n not in SETTINGS]
+    unknown = [n for n in names if n not in KNOWN]
     if unknown:
-        parser.error(f"unknown settings {unknown}; known: {', '.join(SETTINGS)}")
-    chosen = [quick(SETTINGS[n]) if args.quick else SETTINGS[n] for n in names]
+        parser.error(f"unknown settings {unknown}; known: {', '.join(KNOWN)}")
+    chosen = [quick(KNOWN[n]) if args.quick else KNOWN[n] for n in names]
     import dcltal.runtime
 
     dcltal.runtime.tune_process()  # before torch loads, as the dcltal command does (scoring runs in this process)
