@@ -86,7 +86,7 @@ def test_a_killed_head_is_reported_once_and_recorded(tmp_path, monkeypatch, caps
 
 def test_completeness_spread_is_the_rms_around_each_class_mean():
     from dcltal.engine.health import completeness_spread
-    from dcltal.model.losses import Targets
+    from dcltal.data.labelling import Targets
 
     torch.manual_seed(0)
     z = torch.randn(7, 3)

@@ -20,7 +20,7 @@ from dcltal.engine.dataset import VideoDataset
 from dcltal.engine.health import ActivityProbe, HealthCheck, LabelCounter, active_shares, completeness_spread
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
-from dcltal.model.losses import Targets
+from dcltal.data.labelling import Targets
 from dcltal.ops.segment_coder import SegmentCoder
 
 
