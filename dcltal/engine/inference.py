@@ -14,7 +14,6 @@ work on the models' device: one forward per stream for several videos packed end
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -38,24 +37,6 @@ class InferenceVideo(Protocol):
     duration: float | None  # seconds; None -> from the feature length
     features: Mapping[str, np.ndarray]  # stream -> [T, D]
     proposals: np.ndarray  # [N, 2] or [N, 3] (start s, end s[, score])
-
-
-class SplitDetector(nn.Module):
-    """Classification from one model, completeness and regression from another (paper Table 3:
-    the proposal feature F_pro for one task, the disentangled features for the other)."""
-
-    def __init__(self, cls_model: nn.Module, loc_model: nn.Module):
-        super().__init__()
-        self.cls_model, self.loc_model = cls_model, loc_model
-
-    def forward(self, batch, cls_feature: str = "cls", loc_feature: str = "loc", reconstruction: bool = True):
-        cls_out = self.cls_model(batch, cls_feature=cls_feature, loc_feature=loc_feature, reconstruction=False)
-        loc_out = self.loc_model(batch, cls_feature=cls_feature, loc_feature=loc_feature,
-                                 reconstruction=reconstruction)
-        return dataclasses.replace(loc_out, cls_logits=cls_out.cls_logits)
-
-    def scores(self, out) -> torch.Tensor:
-        return self.loc_model.scores(out)  # Eq. 16 is the same formula for both models
 
 
 def _video_duration(video: InferenceVideo) -> float:

@@ -20,9 +20,10 @@ from dcltal.data.grid import TimeGrid
 from dcltal.data.proposals import repair_proposals
 from dcltal.engine.checkpoint import load_checkpoint
 from dcltal.engine.device import resolve_device
-from dcltal.engine.inference import InferenceVideo, SplitDetector, detect
+from dcltal.engine.inference import InferenceVideo, detect
 from dcltal.engine.video_classifier import load_video_classifiers, video_level_scores
 from dcltal.errors import RepairLog, UserError
+from dcltal.model.split_detector import SplitDetector
 
 @dataclass
 class InferenceRecord:  # one video as inference reads it (see InferenceVideo)
