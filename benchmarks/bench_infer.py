@@ -39,7 +39,7 @@ from dcltal.config import load_config  # noqa: E402
 from dcltal.data.grid import TimeGrid  # noqa: E402
 from dcltal.engine.checkpoint import save_checkpoint  # noqa: E402
 from dcltal.engine.predictor import Predictor  # noqa: E402
-from dcltal.engine.video_classifier import VideoClassifier  # noqa: E402
+from dcltal.model.video_classifier import VideoClassifier  # noqa: E402
 from dcltal.io import write_json  # noqa: E402
 from dcltal.model.detector import Detector  # noqa: E402
 

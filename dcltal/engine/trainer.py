@@ -249,11 +249,11 @@ def _resumed_video_classifier(work: Path, resume: bool) -> dict | None:
 def _fit_video_classifier(cfg, videos, ctx: DistContext, progress: bool) -> dict:
     import numpy as np
 
-    from dcltal.engine.video_classifier import train_video_classifier
+    from dcltal.engine.video_classifier import settings, train_video_classifier
 
     feats = [{s: np.asarray(f, dtype=np.float32) for s, f in v.features.items()} for v in videos]
     return train_video_classifier(feats, [v.labels for v in videos], len(videos.classes), seed=cfg.train.seed,
-                                  device=ctx.device, progress=progress)
+                                  device=ctx.device, progress=progress, **settings(cfg))
 
 
 def _held_out_video_scores(states: dict, val, cfg, ctx: DistContext) -> dict:
