@@ -33,12 +33,12 @@ if "--untuned" not in sys.argv:  # the dcltal command's process settings (dcltal
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import dcltal.engine.inference as inference  # noqa: E402
-import dcltal.engine.predictor as predictor_module  # noqa: E402
+import dcltal.engine.detection.inference as inference  # noqa: E402
+import dcltal.engine.detection.predictor as predictor_module  # noqa: E402
 from dcltal.config import load_config  # noqa: E402
 from dcltal.data.grid import TimeGrid  # noqa: E402
 from dcltal.engine.checkpoint import save_checkpoint  # noqa: E402
-from dcltal.engine.predictor import Predictor  # noqa: E402
+from dcltal.engine.detection.predictor import Predictor  # noqa: E402
 from dcltal.model.video_classifier import VideoClassifier  # noqa: E402
 from dcltal.io import write_json  # noqa: E402
 from dcltal.model.detector import Detector  # noqa: E402

@@ -150,7 +150,7 @@ class ProposalsConfig:
 
 @dataclass
 class VideoClassifierConfig:
-    """The built-in video-level classifier (``infer.video_scores: builtin``; engine/video_classifier.py),
+    """The built-in video-level classifier (``infer.video_scores: builtin``; engine/detection/video_classifier.py),
     trained before the detector on its training videos. The defaults are the values it always had."""
 
     epochs: int = 40  # full passes over the shuffled training videos

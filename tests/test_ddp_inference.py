@@ -17,7 +17,7 @@ from dcltal.config import load_config
 from dcltal.data.annotations import load_annotations
 from dcltal.engine.checkpoint import save_checkpoint
 from dcltal.engine.distributed import DistContext, shard_videos
-from dcltal.engine.proposal_generation import checkpoint_entry
+from dcltal.engine.proposals.task import checkpoint_entry
 from dcltal.model.bmn import BMN
 from dcltal.model.detector import Detector
 from train_data import DIM, tiny_benchmark, tiny_config

@@ -15,7 +15,7 @@ from torch import nn
 
 from dcltal.config import InferConfig
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.inference import detect
+from dcltal.engine.detection.inference import detect
 from dcltal.model.split_detector import SplitDetector
 from dcltal.model.batch import region_ranges
 

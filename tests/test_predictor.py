@@ -8,8 +8,8 @@ import torch
 import dcltal
 from dcltal.config import Config
 from dcltal.engine.checkpoint import FORMAT as CHECKPOINT_FORMAT
-from dcltal.engine.predictor import InferenceRecord, Predictor
-from dcltal.engine.video_classifier import train_video_classifier
+from dcltal.engine.detection.predictor import InferenceRecord, Predictor
+from dcltal.engine.detection.video_classifier import train_video_classifier
 from dcltal.errors import UserError
 from dcltal.model.detector import Detector
 

@@ -11,7 +11,7 @@ import torch
 
 from dcltal.config import ProposalsConfig
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.proposal_generation import (ProposalVideo, Window, boundary_candidates, decode_window,
+from dcltal.engine.proposals.task import (ProposalVideo, Window, boundary_candidates, decode_window,
                                                generate_proposals, suppress, video_windows, window_features,
                                                window_targets)
 from dcltal.model.bmn import BMNOutput

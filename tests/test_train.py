@@ -11,12 +11,12 @@ import torch
 from dcltal.cli import main
 from dcltal.config import TrainConfig, load_config
 from dcltal.engine.checkpoint import FORMAT, load_checkpoint
-from dcltal.engine.detector_task import detector_tasks, validate_detectors
-from dcltal.engine.predictor import Predictor
+from dcltal.engine.detection.task import detector_tasks, validate_detectors
+from dcltal.engine.detection.predictor import Predictor
 from dcltal.engine.schedule import epoch_seed, lr_at
 from dcltal.engine.trainer import train
 from dcltal.errors import UserError
-from dcltal.engine.video_classifier import train_video_classifier
+from dcltal.engine.detection.video_classifier import train_video_classifier
 from train_data import tiny_benchmark, tiny_config
 
 
@@ -81,7 +81,7 @@ def test_metrics_schedule_and_tensorboard(trained):
 
 
 def test_predictor_loads_the_checkpoint(trained):
-    from dcltal.engine.predictor import Predictor, inference_videos
+    from dcltal.engine.detection.predictor import Predictor, inference_videos
 
     cfg, chosen, _ = trained
     predictor = Predictor.from_checkpoint(chosen, "cpu")
@@ -171,7 +171,7 @@ def test_user_mistakes(bench, capsys):
 def test_a_step_under_autocast(bench):
     """The CUDA path runs the forward and losses under float16 autocast; on CPU, bfloat16 autocast
     exercises the same mixed-dtype code (no GPU here): finite losses, float32 gradients."""
-    from dcltal.engine.detector_task import detector_tasks
+    from dcltal.engine.detection.task import detector_tasks
 
     root, synth = bench
     tasks, _, _ = detector_tasks(load_config(tiny_config(root, synth)))
@@ -189,7 +189,7 @@ def test_a_step_under_autocast(bench):
 
 def test_resume_without_a_checkpoint_fails_before_any_training(bench, monkeypatch):
     """--resume checks last.pt before the video-level classifier is trained (which takes minutes)."""
-    from dcltal.engine import video_classifier
+    from dcltal.engine.detection import video_classifier
 
     root, synth = bench
     cfg = load_config(tiny_config(root, synth, epochs=1), ["infer.video_scores=builtin"])

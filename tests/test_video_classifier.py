@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dcltal.engine.video_classifier import (
+from dcltal.engine.detection.video_classifier import (
     load_video_classifiers,
     train_video_classifier,
     video_level_scores,
@@ -105,7 +105,7 @@ def test_config_section_gives_todays_defaults():
     import inspect
 
     from dcltal.config import Config
-    from dcltal.engine.video_classifier import settings
+    from dcltal.engine.detection.video_classifier import settings
 
     defaults = {k: p.default for k, p in inspect.signature(train_video_classifier).parameters.items()}
     assert settings(Config()) == {k: defaults[k] for k in settings(Config())}

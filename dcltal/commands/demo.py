@@ -85,7 +85,7 @@ def builtin_proposals(out: Path, size: str, progress: bool) -> tuple[Path, str]:
     """Train the built-in generator on the train split, propose for the train and test subsets and
     write them to DIR/proposals_builtin.json; returns the file and a line saying how it was made."""
     from dcltal.data.proposals import write_proposal_json
-    from dcltal.engine.proposal_generation import generate_proposals, load_generator, load_proposal_videos
+    from dcltal.engine.proposals.task import generate_proposals, load_generator, load_proposal_videos
     from dcltal.engine.schedule import describe_schedule
     from dcltal.engine.trainer import train
 
@@ -143,9 +143,9 @@ def run(args: argparse.Namespace) -> int:
 
     from dcltal.data.annotations import load_annotations
     from dcltal.data.synth import write_synthetic
-    from dcltal.engine.inference import predict_streams, results_json, video_detections
-    from dcltal.engine.predictor import Predictor, inference_videos
-    from dcltal.engine.report import Report, ReportRow, write_report
+    from dcltal.engine.detection.inference import predict_streams, results_json, video_detections
+    from dcltal.engine.detection.predictor import Predictor, inference_videos
+    from dcltal.engine.detection.report import Report, ReportRow, write_report
     from dcltal.engine.schedule import describe_schedule
     from dcltal.engine.trainer import train
     from dcltal.eval import evaluate_proposals, evaluate_results

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.data.annotations is None or cfg.data.features is None:
         raise UserError("dcltal visualize needs data.annotations and data.features in the config (ground truth to plot)")
     from dcltal.data.annotations import load_annotations
-    from dcltal.engine.predictor import Predictor, inference_videos
+    from dcltal.engine.detection.predictor import Predictor, inference_videos
     from dcltal.viz.video import video_figures
 
     predictor = Predictor.from_checkpoint(args.checkpoint, cfg.train.device)

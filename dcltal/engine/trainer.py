@@ -1,6 +1,6 @@
 """The training loop (``dcltal train``; docs/training.md), generic over small *tasks*.
 
-A task is what one model needs (engine/detector_task.py: a detector stream; engine/
+A task is what one model needs (engine/detection/task.py: a detector stream; engine/
 proposal_generation.py: the proposal generator)::
 
     score_name: str                                  # validation score, higher is better
@@ -210,7 +210,7 @@ def _fields(cfg, classes: list[str]) -> dict[str, Any]:
 
 
 def _train_proposals(cfg, work_dir, ctx: DistContext, resume: bool, progress: bool) -> Path:
-    from dcltal.engine.proposal_generation import ProposalTask
+    from dcltal.engine.proposals.task import ProposalTask
 
     task = ProposalTask.from_config(cfg)
     _, chosen = fit({"proposals": task}, cfg.train, work_dir, Layout(None, _fields(cfg, ["action"])), ctx, resume,
@@ -220,7 +220,7 @@ def _train_proposals(cfg, work_dir, ctx: DistContext, resume: bool, progress: bo
 
 def _train_detector(cfg, work_dir, ctx: DistContext, resume: bool, progress: bool,
                     video_classifier: dict | None) -> Path:
-    from dcltal.engine.detector_task import detector_tasks, validate_detectors
+    from dcltal.engine.detection.task import detector_tasks, validate_detectors
 
     tasks, videos, coder = detector_tasks(cfg, progress=progress and ctx.is_main)
     first = next(iter(tasks.values()))
@@ -249,7 +249,7 @@ def _resumed_video_classifier(work: Path, resume: bool) -> dict | None:
 def _fit_video_classifier(cfg, videos, ctx: DistContext, progress: bool) -> dict:
     import numpy as np
 
-    from dcltal.engine.video_classifier import settings, train_video_classifier
+    from dcltal.engine.detection.video_classifier import settings, train_video_classifier
 
     feats = [{s: np.asarray(f, dtype=np.float32) for s, f in v.features.items()} for v in videos]
     return train_video_classifier(feats, [v.labels for v in videos], len(videos.classes), seed=cfg.train.seed,
@@ -257,7 +257,7 @@ def _fit_video_classifier(cfg, videos, ctx: DistContext, progress: bool) -> dict
 
 
 def _held_out_video_scores(states: dict, val, cfg, ctx: DistContext) -> dict:
-    from dcltal.engine.video_classifier import load_video_classifiers, video_level_scores
+    from dcltal.engine.detection.video_classifier import load_video_classifiers, video_level_scores
 
     classifiers = load_video_classifiers(states, ctx.device)
     return {v.id: video_level_scores(classifiers, v.features, cfg.infer.stream_weights) for v in val}

@@ -1,5 +1,5 @@
 """The built-in video-level classifier: which actions a video contains (multi-label); trained by
-engine/video_classifier.py.
+engine/detection/video_classifier.py.
 
 The paper multiplies in UntrimmedNet's video-level class scores (§4, "as a common practice").
 This is a cheap stand-in trained on the same snippet features, one per stream: a snippet-level

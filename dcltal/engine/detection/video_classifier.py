@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from dcltal.data.features import inverse_channel_rms
-from dcltal.engine.fusion import fuse_streams
+from dcltal.engine.detection.fusion import fuse_streams
 from dcltal.model.video_classifier import VideoClassifier
 
 

@@ -20,8 +20,8 @@ from dcltal.data.grid import TimeGrid
 from dcltal.data.proposals import repair_proposals
 from dcltal.engine.checkpoint import load_checkpoint
 from dcltal.engine.device import resolve_device
-from dcltal.engine.inference import InferenceVideo, detect
-from dcltal.engine.video_classifier import load_video_classifiers, video_level_scores
+from dcltal.engine.detection.inference import InferenceVideo, detect
+from dcltal.engine.detection.video_classifier import load_video_classifiers, video_level_scores
 from dcltal.errors import RepairLog, UserError
 from dcltal.model.split_detector import SplitDetector
 

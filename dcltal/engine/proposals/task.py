@@ -187,7 +187,7 @@ class ProposalTask:
 
     @classmethod
     def from_config(cls, cfg: Config) -> "ProposalTask":
-        from dcltal.engine.detector_task import split_videos  # the detector's held-out videos, the same way
+        from dcltal.engine.detection.task import split_videos  # the detector's held-out videos, the same way
 
         videos = load_proposal_videos(cfg, cfg.data.train_subset)
         if not videos:

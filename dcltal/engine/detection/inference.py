@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from dcltal import __version__
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.fusion import fuse_proposal_scores, fuse_streams, fuse_video_scores
+from dcltal.engine.detection.fusion import fuse_proposal_scores, fuse_streams, fuse_video_scores
 from dcltal.errors import UserError
 from dcltal.model.batch import pack_videos
 from dcltal.ops.nms import batched_nms, batched_soft_nms

@@ -17,7 +17,7 @@ from dcltal.data.labelling import FOREGROUND, LabelledProposals, ProposalSampler
 from dcltal.data.features import inverse_channel_rms
 from dcltal.engine.checkpoint import cpu_state
 from dcltal.engine.dataset import VideoDataset
-from dcltal.engine.health import ActivityProbe, HealthCheck, LabelCounter, active_shares, completeness_spread
+from dcltal.engine.detection.health import ActivityProbe, HealthCheck, LabelCounter, active_shares, completeness_spread
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
 from dcltal.data.labelling import Targets
@@ -111,7 +111,7 @@ class DetectorTask:
         return {**terms, **active_shares(self.probe), **completeness_spread(out.completeness, targets)}
 
     def check_health(self, epoch: int, row: dict[str, float]) -> None:
-        """Warn once if a head of this stream looks dead (engine/health.py); adds ``health_cls_entropy``
+        """Warn once if a head of this stream looks dead (engine/detection/health.py); adds ``health_cls_entropy``
         (the epoch's label entropy) and ``health_dead`` to ``row``."""
         entropy = self.labels_seen.entropy()
         if entropy is not None:
@@ -133,7 +133,7 @@ def validate_detectors(models: dict[str, nn.Module], val: VideoDataset, coder: S
     inference does (without them validation chose a checkpoint 18 points worse on the test split:
     docs/training.md); {} without videos."""
     from dcltal.data.annotations import Annotations, Video
-    from dcltal.engine.inference import detect
+    from dcltal.engine.detection.inference import detect
     from dcltal.eval import evaluate_results
 
     if not len(val) or not any(len(v.segments) for v in val):
