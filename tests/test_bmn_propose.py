@@ -12,7 +12,8 @@ from dcltal.cli import main
 from dcltal.config import load_config
 from dcltal.data.annotations import load_annotations
 from dcltal.data.proposals import load_proposals
-from dcltal.engine.proposals.task import ProposalTask, generate_proposals
+from dcltal.engine.proposals.decoding import generate_proposals
+from dcltal.engine.proposals.task import ProposalTask
 from dcltal.io import atomic_path
 
 SMALL = {"temporal_scale": 16, "max_duration": 6, "snippets_per_location": 2.0, "hidden_1d": 8, "hidden_3d": 8,

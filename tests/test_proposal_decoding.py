@@ -11,9 +11,8 @@ import torch
 
 from dcltal.config import ProposalsConfig
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.proposals.task import (ProposalVideo, Window, boundary_candidates, decode_window,
-                                               generate_proposals, suppress, video_windows, window_features,
-                                               window_targets)
+from dcltal.engine.proposals.decoding import boundary_candidates, decode_window, generate_proposals, suppress
+from dcltal.engine.proposals.task import ProposalVideo, Window, video_windows, window_features, window_targets
 from dcltal.model.bmn import BMNOutput
 
 GRID = TimeGrid(fps=30.0, stride=4, window=16)

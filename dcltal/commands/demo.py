@@ -85,7 +85,8 @@ def builtin_proposals(out: Path, size: str, progress: bool) -> tuple[Path, str]:
     """Train the built-in generator on the train split, propose for the train and test subsets and
     write them to DIR/proposals_builtin.json; returns the file and a line saying how it was made."""
     from dcltal.data.proposals import write_proposal_json
-    from dcltal.engine.proposals.task import generate_proposals, load_generator, load_proposal_videos
+    from dcltal.engine.proposals.decoding import generate_proposals
+    from dcltal.engine.proposals.task import load_generator, load_proposal_videos
     from dcltal.engine.schedule import describe_schedule
     from dcltal.engine.trainer import train
 

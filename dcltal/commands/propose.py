@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 def _propose(args: argparse.Namespace, cfg, ctx, progress: bool) -> dict:
     """This process's share of the proposals ``{video: [N, 3]}``."""
     from dcltal.engine.distributed import shard_videos
-    from dcltal.engine.proposals.task import generate_proposals, load_generator, load_proposal_videos
+    from dcltal.engine.proposals.decoding import generate_proposals
+    from dcltal.engine.proposals.task import load_generator, load_proposal_videos
     from dcltal.errors import UserError
 
     model, settings, streams = load_generator(args.checkpoint, cfg, ctx.device)
