@@ -108,7 +108,7 @@ def write_checkpoint(path: Path, cfg, classes: list[str]) -> None:
     save_checkpoint(path, {"config": cfg.to_dict(), "classes": classes, "streams": streams,
                            "coder": {"kind": "agnostic", "mean": [0.0, 0.0], "std": [0.1, 0.1]},
                            "video_classifier": {s: VideoClassifier(D, len(classes)).state_dict() for s in cfg.data.streams},
-                           "epoch": 0, "best_map": 0.0})
+                           "epoch": 0, "best_score": 0.0})
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ def _checkpoint(path, with_classifier=True, seed=0):
                                     [np.array([s % C]) for s in range(4)], C, epochs=2, progress=False)
     torch.save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "classes": CLASSES, "streams": streams,
                 "coder": {"kind": "agnostic", "mean": [0.01, -0.02], "std": [0.1, 0.2]},
-                "video_classifier": vc, "epoch": 1, "best_map": 0.0}, path)
+                "video_classifier": vc, "epoch": 1, "best_score": 0.0}, path)
     return path
 
 

@@ -62,7 +62,7 @@ def test_best_is_the_epoch_of_highest_fused_validation_map(trained):
     maps = [float(r["val_mAP"]) for r in fused]
     best = load_checkpoint(work / "checkpoints" / "best.pt")
     assert best["epoch"] == 1 + maps.index(max(maps))
-    assert best["best_map"] == pytest.approx(max(maps), abs=1e-5)
+    assert best["best_score"] == pytest.approx(max(maps), abs=1e-5)
     if best["epoch"] != 4:  # best.pt holds that epoch's weights, not the last ones
         last = load_checkpoint(work / "checkpoints" / "last.pt")
         assert any(not torch.equal(a, last["streams"]["rgb"]["state_dict"][k])

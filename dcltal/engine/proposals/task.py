@@ -225,6 +225,13 @@ class ProposalTask:
         return checkpoint_entry(model, self.cfg, self.in_dim)
 
 
+def training_run(cfg: Config, work_dir, ctx, resume: bool, progress: bool):
+    """The generic loop's (tasks, Layout) for the generator: one task, its entry at ``ckpt["proposals"]``."""
+    from dcltal.engine.trainer import Layout, checkpoint_fields
+
+    return {"proposals": ProposalTask.from_config(cfg)}, Layout(None, checkpoint_fields(cfg, ["action"]))
+
+
 def training_losses(model: torch.nn.Module, batch: dict, cfg: ProposalsConfig, generator: torch.Generator | None = None) -> dict:
     """Forward a batch of windows and return the BMN losses (``total`` to minimise). ``model`` may be
     wrapped in DistributedDataParallel (the forward goes through the wrapper for its gradient hooks)."""
