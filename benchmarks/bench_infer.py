@@ -137,7 +137,7 @@ def main() -> None:
         for _ in range(args.repeats):
             clock = Clock()
 
-            @functools.lru_cache(maxsize=16)  # as inference_videos caches the feature store's reads
+            @functools.lru_cache(maxsize=16)  # as data.videos.load_videos caches the feature store's reads
             @functools.partial(clock.wrap, "input (synthetic features, left out)")
             def make(vid: str, t: int) -> dict[str, np.ndarray]:
                 g = np.random.default_rng(abs(hash(vid)) % 2**32)

@@ -33,7 +33,7 @@ import torch
 
 from dcltal.config import Config
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.dataset import VideoDataset, VideoRecord
+from dcltal.data.videos import VideoDataset, VideoRecord
 from dcltal.engine.detection.task import DetectorTask, fit_coder, label_videos
 from dcltal.engine.distributed import DistContext
 from dcltal.engine.device import resolve_device

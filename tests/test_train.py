@@ -81,11 +81,12 @@ def test_metrics_schedule_and_tensorboard(trained):
 
 
 def test_predictor_loads_the_checkpoint(trained):
-    from dcltal.engine.detection.predictor import Predictor, inference_videos
+    from dcltal.data.videos import load_videos
+    from dcltal.engine.detection.predictor import Predictor
 
     cfg, chosen, _ = trained
     predictor = Predictor.from_checkpoint(chosen, "cpu")
-    video = inference_videos(cfg, cfg.data.test_subset, predictor.classes)[0]
+    video = load_videos(cfg.data, cfg.data.test_subset, avoid=False, classes=predictor.classes)[0]
     dets = predictor.predict(video.features, video.proposals, duration=video.duration, video_scores=None)
     assert dets and all(d["label"] in predictor.classes and 0 <= d["segment"][0] <= d["segment"][1] for d in dets)
 

@@ -126,13 +126,14 @@ def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
     weights of the streams they are given, so one stream passes through alone)."""
     from dcltal.data.annotations import load_annotations
     from dcltal.engine.detection.inference import predict_streams, results_json, video_detections
-    from dcltal.engine.detection.predictor import Predictor, inference_videos
+    from dcltal.data.videos import load_videos
+    from dcltal.engine.detection.predictor import Predictor
     from dcltal.engine.detection.video_classifier import video_level_scores
     from dcltal.errors import UserError
     from dcltal.eval import evaluate_results
 
     predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
-    test = inference_videos(cfg, "Test", predictor.classes)
+    test = load_videos(cfg.data, "Test", avoid=False, classes=predictor.classes)
     annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
     predictions = list(predict_streams(predictor.models, test, predictor.coder, cfg.infer,
                                        extend_ratio=cfg.model.extend_ratio))

@@ -85,8 +85,9 @@ def builtin_proposals(out: Path, size: str, progress: bool) -> tuple[Path, str]:
     """Train the built-in generator on the train split, propose for the train and test subsets and
     write them to DIR/proposals_builtin.json; returns the file and a line saying how it was made."""
     from dcltal.data.proposals import write_proposal_json
+    from dcltal.data.videos import load_videos
     from dcltal.engine.proposals.decoding import generate_proposals
-    from dcltal.engine.proposals.task import load_generator, load_proposal_videos
+    from dcltal.engine.proposals.task import load_generator
     from dcltal.engine.schedule import describe_schedule
     from dcltal.engine.trainer import train
 
@@ -98,7 +99,8 @@ def builtin_proposals(out: Path, size: str, progress: bool) -> tuple[Path, str]:
     model, settings, streams = load_generator(checkpoint, cfg)
     proposals = {}
     for subset in (cfg.data.train_subset, cfg.data.test_subset):
-        proposals.update(generate_proposals(model, load_proposal_videos(cfg, subset, streams), settings, progress=progress))
+        videos = load_videos(cfg.data, subset, proposals=False, avoid=False)
+        proposals.update(generate_proposals(model, videos, settings, streams, progress=progress))
     path = out / "proposals_builtin.json"
     write_proposal_json(path, proposals)
     p, t = settings, cfg.train
@@ -145,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.data.annotations import load_annotations
     from dcltal.data.synth import write_synthetic
     from dcltal.engine.detection.inference import predict_streams, results_json, video_detections
-    from dcltal.engine.detection.predictor import Predictor, inference_videos
+    from dcltal.data.videos import load_videos
+    from dcltal.engine.detection.predictor import Predictor
     from dcltal.engine.detection.report import Report, ReportRow, write_report
     from dcltal.engine.schedule import describe_schedule
     from dcltal.engine.trainer import train
@@ -175,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = train(cfg, out / "work", progress=progress)
     step("detecting on the test split and evaluating")
     predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
-    test = inference_videos(cfg, cfg.data.test_subset, predictor.classes)
+    test = load_videos(cfg.data, cfg.data.test_subset, avoid=False, classes=predictor.classes)
     annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
     recall = evaluate_proposals(annotations, {v.id: v.proposals for v in test}, cfg.data.test_subset)
     level = predictor.video_scores(test, cfg.infer)

@@ -17,22 +17,13 @@ from torch import nn
 from dcltal.data.features import inverse_channel_rms
 from dcltal.data.labelling import (FOREGROUND, LabelledProposals, ProposalSampler, Targets, label_proposals,
                                    make_targets)
+from dcltal.data.videos import VideoDataset, split_videos
 from dcltal.engine.checkpoint import cpu_state
-from dcltal.engine.dataset import VideoDataset
 from dcltal.engine.detection.health import ActivityProbe, HealthCheck, LabelCounter, active_shares, completeness_spread
 from dcltal.engine.detection.video_classifier import load_video_classifiers, video_level_scores
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
 from dcltal.ops.segment_coder import SegmentCoder
-
-
-def split_videos(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, validation) indices: ``round(val_fraction * count)`` videos held out, chosen by ``seed``;
-    none where there is a single video."""
-    order = np.random.default_rng(seed).permutation(count)
-    n_val = int(round(val_fraction * count)) if count > 1 else 0
-    n_val = min(n_val, count - 1)
-    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
 def label_videos(videos: VideoDataset, train_cfg) -> list[LabelledProposals]:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from dcltal.config import ProposalsConfig
-from dcltal.engine.proposals.task import ProposalVideo, video_windows, window_features
+from dcltal.data.videos import VideoRecord
+from dcltal.engine.proposals.task import video_windows, window_features
 from dcltal.model.bmn import BMN
 from dcltal.ops.nms import soft_nms
 
@@ -47,9 +48,10 @@ def decode_window(start: np.ndarray, end: np.ndarray, cls_map: np.ndarray, reg_m
 
 
 @torch.no_grad()
-def generate_proposals(model: BMN, videos: Sequence[ProposalVideo], cfg: ProposalsConfig,
+def generate_proposals(model: BMN, videos: Sequence[VideoRecord], cfg: ProposalsConfig, streams: list[str] | None = None,
                        progress: bool = False) -> dict[str, np.ndarray]:
-    """``{video: [N, 3]}`` (start s, end s, score), best first, at most ``max_proposals`` a video."""
+    """``{video: [N, 3]}`` (start s, end s, score), best first, at most ``max_proposals`` a video; the
+    network reads the ``streams`` side by side in that order (default: the records' own)."""
     from tqdm import tqdm
 
     was_training = model.training
@@ -57,11 +59,12 @@ def generate_proposals(model: BMN, videos: Sequence[ProposalVideo], cfg: Proposa
     dev = next(model.parameters()).device
     out = {}
     for video in tqdm(videos, desc="propose", unit="video", disable=not progress):
-        windows = video_windows(len(video.features), cfg)
+        features = video.side_by_side(streams)  # [T_v, C]
+        windows = video_windows(len(features), cfg)
         candidates = []
         for lo in range(0, len(windows), cfg.windows_per_batch):
             chunk = windows[lo : lo + cfg.windows_per_batch]
-            x = torch.from_numpy(np.stack([window_features(video.features, w, cfg.temporal_scale) for w in chunk]))
+            x = torch.from_numpy(np.stack([window_features(features, w, cfg.temporal_scale) for w in chunk]))
             pred = model(x.to(dev))
             arrays = [t.float().cpu().numpy() for t in (pred.start, pred.end, pred.cls_map, pred.reg_map)]
             for j, w in enumerate(chunk):

@@ -19,16 +19,14 @@ import logging
 import math
 import os
 from dataclasses import dataclass, replace
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from dcltal.config import Config, ProposalsConfig, config_from_dict
-from dcltal.data.annotations import load_annotations
 from dcltal.data.bmn_targets import boundary_labels, confidence_map_labels
-from dcltal.data.features import FeatureStore
-from dcltal.data.grid import TimeGrid
+from dcltal.data.videos import VideoRecord, load_videos, split_videos
 from dcltal.engine.checkpoint import load_checkpoint
 from dcltal.engine.device import resolve_device
 from dcltal.errors import UserError
@@ -50,15 +48,6 @@ class Window:
 
     def to_locations(self, coords: np.ndarray) -> np.ndarray:
         return (np.asarray(coords, dtype=np.float64) - self.first) / self.step
-
-
-@dataclass
-class ProposalVideo:
-    id: str
-    grid: TimeGrid
-    duration: float  # seconds
-    features: np.ndarray  # [T_v, C] every stream side by side (BMN reads two-stream features together)
-    segments: np.ndarray  # [M, 2] ground truth, seconds (empty where there is none)
 
 
 def video_windows(num_snippets: int, cfg: ProposalsConfig) -> list[Window]:
@@ -89,45 +78,11 @@ def window_features(features: np.ndarray, window: Window, temporal_scale: int) -
     return out.astype(np.float32)
 
 
-def window_targets(video: ProposalVideo, window: Window, cfg: ProposalsConfig) -> tuple[np.ndarray, ...]:
+def window_targets(video: VideoRecord, window: Window, cfg: ProposalsConfig) -> tuple[np.ndarray, ...]:
     """(G_S [T], G_E [T], G_C [D, T]) of a window, from the video's ground truth in seconds."""
     gt = window.to_locations(video.grid.to_index(video.segments)).reshape(-1, 2)  # [M, 2] locations
     start, end = boundary_labels(gt, cfg.temporal_scale, cfg.boundary_width)
     return start, end, confidence_map_labels(gt, cfg.temporal_scale, cfg.max_duration)
-
-
-class ProposalVideos(Sequence):
-    """The videos of a subset, each video's features read from the store when it is taken, so that
-    proposing for a long list never holds every video's features at once."""
-
-    def __init__(self, cfg: Config, records: list[tuple], store: FeatureStore, streams: list[str]):
-        self.cfg, self.records, self.store, self.streams = cfg, records, store, streams
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> ProposalVideo:
-        vid, fps, duration, segments = self.records[i]
-        per_stream = self.store.load(vid)
-        features = np.concatenate([per_stream[name] for name in self.streams], axis=1)  # [T_v, C]
-        grid = TimeGrid(fps or self.cfg.data.fps, self.cfg.data.feature_stride, self.cfg.data.feature_window)
-        return ProposalVideo(vid, grid, duration or grid.duration(len(features)), features, segments)
-
-
-def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None,
-                         shard: Callable[[list], list] | None = None) -> ProposalVideos:
-    """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), the
-    streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's);
-    of those, ``shard(videos)`` where given (a process's share under torchrun)."""
-    store = FeatureStore.from_config(cfg.data)
-    if cfg.data.annotations is None:
-        records = [(vid, None, None, np.zeros((0, 2))) for vid in store.video_ids()]
-    else:
-        ann = load_annotations(cfg.data.annotations, cfg.data.classes)
-        records = [(v.id, v.fps, v.duration, v.segments) for v in ann.in_subset(subset or cfg.data.test_subset)]
-    if shard is not None:
-        records = shard(records)
-    return ProposalVideos(cfg, records, store, list(streams or cfg.data.streams))
 
 
 class TrainingWindows:
@@ -135,14 +90,15 @@ class TrainingWindows:
     [W, T], G_C [W, D, T]. Windows where no proposal overlaps any ground truth are left out (BMN
     trains on windows that hold actions)."""
 
-    def __init__(self, videos: Sequence[ProposalVideo], cfg: ProposalsConfig):
+    def __init__(self, videos: Sequence[VideoRecord], cfg: ProposalsConfig, streams: list[str]):
         feats, starts, ends, maps = [], [], [], []
         for video in videos:
-            for window in video_windows(len(video.features), cfg):
+            features = video.side_by_side(streams)  # [T_v, C]
+            for window in video_windows(len(features), cfg):
                 start, end, iou_map = window_targets(video, window, cfg)
                 if iou_map.max() <= 0:
                     continue
-                feats.append(window_features(video.features, window, cfg.temporal_scale))
+                feats.append(window_features(features, window, cfg.temporal_scale))
                 starts.append(start), ends.append(end), maps.append(iou_map)
         if not feats:
             raise UserError("no training window holds any ground truth; check data.annotations and data.train_subset")
@@ -172,22 +128,23 @@ class ProposalTask:
 
     score_name = "AUC"
 
-    def __init__(self, cfg: Config, train_videos: list[ProposalVideo], val_videos: list[ProposalVideo]):
+    def __init__(self, cfg: Config, train_videos: list[VideoRecord], val_videos: list[VideoRecord]):
         self.cfg, self.val_videos = cfg, val_videos
-        self.windows = TrainingWindows(train_videos, cfg.proposals)
-        self.in_dim = train_videos[0].features.shape[1]
+        self.streams = list(cfg.data.streams)  # side by side in this order
+        self.windows = TrainingWindows(train_videos, cfg.proposals, self.streams)
+        self.in_dim = sum(train_videos[0].features[s].shape[1] for s in self.streams)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "ProposalTask":
-        from dcltal.engine.detection.task import split_videos  # the detector's held-out videos, the same way
-
-        videos = load_proposal_videos(cfg, cfg.data.train_subset)
+        if cfg.data.annotations is None:
+            raise UserError("config key data.annotations is not set; training the proposal generator needs ground truth")
+        videos = load_videos(cfg.data, cfg.data.train_subset, proposals=False)
         if not videos:
             raise UserError(f"no training videos in subset {cfg.data.train_subset} of {cfg.data.annotations}")
         train, val = split_videos(len(videos), cfg.train.val_fraction, cfg.train.seed)
         task = cls(cfg, [videos[i] for i in train], [videos[i] for i in val])
         log.info("subset %s: %d videos (%d held out for validation), %d instances; %d training windows",
-                 cfg.data.train_subset, len(videos), len(val), sum(len(r[3]) for r in videos.records), len(task))
+                 cfg.data.train_subset, len(videos), len(val), sum(len(v.segments) for v in videos), len(task))
         return task
 
     def __len__(self) -> int:
@@ -215,7 +172,7 @@ class ProposalTask:
             return {}
         from dcltal.engine.proposals.decoding import generate_proposals
 
-        proposals = generate_proposals(model, held, self.cfg.proposals)
+        proposals = generate_proposals(model, held, self.cfg.proposals, self.streams)
         gt = Annotations({v.id: Video(v.id, "val", v.duration, None, v.segments, np.zeros(len(v.segments), np.int64))
                           for v in held}, classes=["action"])
         scores = evaluate_proposals(gt, proposals, "val")

@@ -175,8 +175,8 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
     the JSON object."""
     from dcltal.data.annotations import load_annotations
     from dcltal.engine.checkpoint import load_checkpoint
-    from dcltal.engine.dataset import read_avoid_list
-    from dcltal.engine.detection.predictor import Predictor, inference_videos
+    from dcltal.data.videos import load_videos, read_avoid_list
+    from dcltal.engine.detection.predictor import Predictor
 
     if cfg.model.kind != "detector":
         raise UserError("config key model.kind must be detector for dcltal ablate (the study trains detectors)")
@@ -219,7 +219,7 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
         source, first = scores_from[:2] if scores_from else (
             variants[0], Predictor.from_checkpoint(checkpoints[variants[0]], cfg.train.device))
         if test is None:  # data.avoid_videos are left out of detection and of the ground truth alike
-            test = [t for t in inference_videos(cfg, cfg.data.test_subset, first.classes) if t.id not in avoid]
+            test = list(load_videos(cfg.data, cfg.data.test_subset, classes=first.classes))
         level = first.video_scores(test, cfg.infer)  # the same for every row of the seed
         if level is not None:
             runs[source][str(s)]["video_scores_source"] = True
