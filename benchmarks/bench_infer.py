@@ -33,13 +33,13 @@ if "--untuned" not in sys.argv:  # the dcltal command's process settings (dcltal
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import dcltal.engine.inference as inference  # noqa: E402
-import dcltal.engine.predictor as predictor_module  # noqa: E402
+import dcltal.engine.detection.inference as inference  # noqa: E402
+import dcltal.engine.detection.predictor as predictor_module  # noqa: E402
 from dcltal.config import load_config  # noqa: E402
 from dcltal.data.grid import TimeGrid  # noqa: E402
 from dcltal.engine.checkpoint import save_checkpoint  # noqa: E402
-from dcltal.engine.predictor import Predictor  # noqa: E402
-from dcltal.engine.video_classifier import VideoClassifier  # noqa: E402
+from dcltal.engine.detection.predictor import Predictor  # noqa: E402
+from dcltal.model.video_classifier import VideoClassifier  # noqa: E402
 from dcltal.io import write_json  # noqa: E402
 from dcltal.model.detector import Detector  # noqa: E402
 
@@ -108,7 +108,7 @@ def write_checkpoint(path: Path, cfg, classes: list[str]) -> None:
     save_checkpoint(path, {"config": cfg.to_dict(), "classes": classes, "streams": streams,
                            "coder": {"kind": "agnostic", "mean": [0.0, 0.0], "std": [0.1, 0.1]},
                            "video_classifier": {s: VideoClassifier(D, len(classes)).state_dict() for s in cfg.data.streams},
-                           "epoch": 0, "best_map": 0.0})
+                           "epoch": 0, "best_score": 0.0})
 
 
 def main() -> None:
@@ -137,7 +137,7 @@ def main() -> None:
         for _ in range(args.repeats):
             clock = Clock()
 
-            @functools.lru_cache(maxsize=16)  # as inference_videos caches the feature store's reads
+            @functools.lru_cache(maxsize=16)  # as data.videos.load_videos caches the feature store's reads
             @functools.partial(clock.wrap, "input (synthetic features, left out)")
             def make(vid: str, t: int) -> dict[str, np.ndarray]:
                 g = np.random.default_rng(abs(hash(vid)) % 2**32)

@@ -33,8 +33,8 @@ import torch
 
 from dcltal.config import Config
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.dataset import VideoDataset, VideoRecord
-from dcltal.engine.detector_task import DetectorTask, fit_coder, label_videos
+from dcltal.data.videos import VideoDataset, VideoRecord
+from dcltal.engine.detection.task import DetectorTask, fit_coder, label_videos
 from dcltal.engine.distributed import DistContext
 from dcltal.engine.device import resolve_device
 from dcltal.engine.trainer import Layout, fit

@@ -7,6 +7,6 @@ __version__ = "0.1.0"
 
 def load(checkpoint):
     """Load a trained checkpoint for inference from Python: ``dcltal.load(CKPT).predict(...)``."""
-    from dcltal.engine.predictor import Predictor
+    from dcltal.engine.detection.predictor import Predictor
 
     return Predictor.from_checkpoint(checkpoint)

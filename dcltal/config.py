@@ -149,6 +149,20 @@ class ProposalsConfig:
 
 
 @dataclass
+class VideoClassifierConfig:
+    """The built-in video-level classifier (``infer.video_scores: builtin``; engine/detection/video_classifier.py),
+    trained before the detector on its training videos. The defaults are the values it always had."""
+
+    epochs: int = 40  # full passes over the shuffled training videos
+    lr: float = 0.01  # Adam
+    weight_decay: float = 1e-4
+    batch_videos: int = 16  # videos a step
+    max_snippets: int = 512  # snippets drawn from a longer video each time it is seen
+    hidden: int = 128  # width of the snippet MLP
+    dropout: float = 0.5
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -156,6 +170,7 @@ class Config:
     infer: InferConfig = field(default_factory=InferConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     proposals: ProposalsConfig = field(default_factory=ProposalsConfig)
+    video_classifier: VideoClassifierConfig = field(default_factory=VideoClassifierConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -182,6 +197,10 @@ _RANGES = {
     "proposals.hidden_1d": _AT_LEAST_1, "proposals.hidden_3d": _AT_LEAST_1, "proposals.hidden_2d": _AT_LEAST_1,
     "proposals.groups": _AT_LEAST_1, "proposals.windows_per_batch": _AT_LEAST_1,
     "proposals.soft_nms_sigma": _POSITIVE, "proposals.max_proposals": _AT_LEAST_1,
+    "video_classifier.epochs": _AT_LEAST_1, "video_classifier.lr": _POSITIVE,
+    "video_classifier.weight_decay": (lambda v: v >= 0, "at least 0"), "video_classifier.batch_videos": _AT_LEAST_1,
+    "video_classifier.max_snippets": _AT_LEAST_1, "video_classifier.hidden": _AT_LEAST_1,
+    "video_classifier.dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
 }
 
 _CHOICES = {

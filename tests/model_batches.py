@@ -6,7 +6,7 @@ import torch
 
 from dcltal.data.grid import TimeGrid
 from dcltal.model.batch import pack_videos
-from dcltal.model.losses import Targets
+from dcltal.data.labelling import Targets
 
 GRID = TimeGrid(fps=30.0, stride=4, window=16)
 

@@ -107,7 +107,7 @@ CLASSIFIER_TRAININGS = []  # the video-level classifier trainings of the one_see
 
 @pytest.fixture(scope="module")
 def one_seed(synth, tmp_path_factory) -> Path:
-    from dcltal.engine import video_classifier
+    from dcltal.engine.detection import video_classifier
 
     out = tmp_path_factory.mktemp("one_seed")
     real = video_classifier.train_video_classifier

@@ -12,7 +12,8 @@ from dcltal.cli import main
 from dcltal.config import load_config
 from dcltal.data.annotations import load_annotations
 from dcltal.data.proposals import load_proposals
-from dcltal.engine.proposal_generation import ProposalTask, generate_proposals
+from dcltal.engine.proposals.decoding import generate_proposals
+from dcltal.engine.proposals.task import ProposalTask
 from dcltal.io import atomic_path
 
 SMALL = {"temporal_scale": 16, "max_duration": 6, "snippets_per_location": 2.0, "hidden_1d": 8, "hidden_3d": 8,
@@ -76,6 +77,20 @@ def test_task_holds_out_videos_and_learns(tiny):
     scores = task.validate(model)
     assert set(scores) >= {"AR@1", "AR@100", "AUC"} and 0 <= scores["AUC"] <= 1
     assert model.training  # validation leaves the model as it found it
+
+
+def test_generator_videos_honour_avoid_videos_and_feature_cache(tiny):
+    """The generator reads its videos through data.videos.load_videos, as the detector does: the
+    training videos leave out data.avoid_videos, and data.feature_cache holds them as float16."""
+    root, config = tiny
+    (root / "avoid.txt").write_text("vid1 some note\n")
+    avoided = ProposalTask.from_config(load_config(config, [f"data.avoid_videos={root / 'avoid.txt'}"]))
+    plain = ProposalTask.from_config(load_config(config))
+    assert "vid1" not in [v.id for v in avoided.val_videos]
+    assert 0 < len(avoided.windows) < len(plain.windows)  # one training video fewer
+    cached = ProposalTask.from_config(load_config(config, ["data.feature_cache=true"])).windows.features
+    assert not torch.equal(plain.windows.features, cached)  # float16 storage rounds the features, as the detector's cache does
+    torch.testing.assert_close(plain.windows.features, cached, atol=2e-3, rtol=1e-3)
 
 
 def test_propose_command_writes_proposal_json(tiny, capsys):

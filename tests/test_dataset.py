@@ -7,8 +7,8 @@ import torch
 
 from dcltal.config import load_config
 from dcltal.data.annotations import load_annotations
-from dcltal.engine.dataset import VideoDataset
-from dcltal.engine.detector_task import fit_coder, label_videos, split_videos
+from dcltal.data.videos import VideoDataset, split_videos
+from dcltal.engine.detection.task import fit_coder, label_videos
 from dcltal.errors import UserError
 from train_data import DIM, tiny_benchmark, tiny_config
 

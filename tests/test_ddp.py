@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 
 def _task(config_path, videos_per_batch):
-    from dcltal.engine.detector_task import detector_tasks
+    from dcltal.engine.detection.task import detector_tasks
 
     cfg = load_config(config_path, [f"train.videos_per_batch={videos_per_batch}", "model.dropout=0.0",
                                     "train.val_fraction=0.0"])

@@ -17,7 +17,7 @@ from dcltal.config import load_config
 from dcltal.data.annotations import load_annotations
 from dcltal.engine.checkpoint import save_checkpoint
 from dcltal.engine.distributed import DistContext, shard_videos
-from dcltal.engine.proposal_generation import checkpoint_entry
+from dcltal.engine.proposals.task import checkpoint_entry
 from dcltal.model.bmn import BMN
 from dcltal.model.detector import Detector
 from train_data import DIM, tiny_benchmark, tiny_config
@@ -42,7 +42,7 @@ def bench(tmp_path_factory):
                for s in cfg.data.streams}
     save_checkpoint(root / "det.pt", {"config": cfg.to_dict(), "classes": classes, "streams": streams,
                                       "coder": {"kind": "agnostic", "mean": [0.0, 0.0], "std": [0.1, 0.2]},
-                                      "video_classifier": None, "epoch": 1, "best_map": None})
+                                      "video_classifier": None, "epoch": 1, "best_score": None})
     gen_cfg = load_config(config, ["model.kind=proposals", *SMALL])
     generator = BMN.from_config(gen_cfg.proposals, 2 * DIM)
     save_checkpoint(root / "gen.pt", {"config": gen_cfg.to_dict(), "classes": ["action"],

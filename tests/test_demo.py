@@ -80,3 +80,14 @@ def test_demo_with_builtin_proposals(tmp_path, capsys):
 
     ckpt = torch.load(out / "work" / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["config"]["data"]["proposals"] == str(out / "proposals_builtin.json")
+
+
+def test_command_choices_and_row_labels_come_from_the_experiment():
+    """commands/demo.py parses only; its choices are the experiment's, and rows are labelled from the config."""
+    from dcltal.commands import demo as command
+    from dcltal.engine.detection import demo
+
+    assert set(command.PROPOSAL_CHOICES) == set(demo.PROPOSALS) and set(command.SIZE_CHOICES) == set(demo.SIZES)
+    assert demo.stream_label(["rgb", "flow"], {"rgb": 5.0, "flow": 6.0}) == "RGB + Flow (5:6)"
+    assert demo.stream_label(["flow", "rgb"], {"rgb": 1.0, "flow": 2.0}) == "Flow + RGB (2:1)"
+    assert demo.stream_label(["rgb"], {"rgb": 5.0}) == "RGB"

@@ -116,6 +116,17 @@ def test_older_checkpoints_are_migrated(tmp_path, monkeypatch):
     assert checkpoint.load_checkpoint(tmp_path / "old.pt")["format_version"] == checkpoint.FORMAT_VERSION
 
 
+def test_a_checkpoint_with_best_map_loads_with_best_score(tmp_path):
+    """Checkpoints written before the neutral key (``best_map``) load, and predict, as before."""
+    ckpt = torch.load(FIXTURE, weights_only=True)
+    ckpt.pop("best_score", None)
+    torch.save({**ckpt, "best_map": 0.25}, tmp_path / "old.pt")
+    loaded = checkpoint.load_checkpoint(tmp_path / "old.pt")
+    assert loaded["best_score"] == 0.25 and "best_map" not in loaded
+    feats, props = _video(5)
+    assert dcltal.load(tmp_path / "old.pt").predict(feats, props) == dcltal.load(FIXTURE).predict(feats, props)
+
+
 def test_migration_steps_run_in_order_and_newer_versions_are_refused(tmp_path, monkeypatch):
     ckpt = torch.load(FIXTURE, weights_only=True)
     monkeypatch.setattr(checkpoint, "FORMAT_VERSION", 3)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcltal.engine.fusion import fuse_streams, fuse_video_scores
+from dcltal.engine.detection.fusion import fuse_streams, fuse_video_scores
 from dcltal.errors import UserError
 
 

@@ -1,4 +1,4 @@
-"""The training health check (engine/health.py): a head killed on purpose is reported in the first
+"""The training health check (engine/detection/health.py): a head killed on purpose is reported in the first
 epochs, once, and recorded in metrics.csv; a healthy row is not flagged."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from dcltal.config import load_config
-from dcltal.engine.detector_task import DetectorTask
-from dcltal.engine.health import HealthCheck, LabelCounter, diagnose
+from dcltal.engine.detection.task import DetectorTask
+from dcltal.engine.detection.health import HealthCheck, LabelCounter, diagnose
 from dcltal.engine.trainer import train
 from train_data import tiny_benchmark, tiny_config
 
@@ -85,8 +85,8 @@ def test_a_killed_head_is_reported_once_and_recorded(tmp_path, monkeypatch, caps
 
 
 def test_completeness_spread_is_the_rms_around_each_class_mean():
-    from dcltal.engine.health import completeness_spread
-    from dcltal.model.losses import Targets
+    from dcltal.engine.detection.health import completeness_spread
+    from dcltal.data.labelling import Targets
 
     torch.manual_seed(0)
     z = torch.randn(7, 3)

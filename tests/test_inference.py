@@ -15,7 +15,8 @@ from torch import nn
 
 from dcltal.config import InferConfig
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.inference import SplitDetector, detect
+from dcltal.engine.detection.inference import detect
+from dcltal.model.split_detector import SplitDetector
 from dcltal.model.batch import region_ranges
 
 C, D = 3, 6

@@ -10,8 +10,8 @@ import torch
 
 from dcltal.config import InferConfig, load_config
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.fusion import fuse_proposal_scores
-from dcltal.engine.inference import video_detections
+from dcltal.engine.detection.fusion import fuse_proposal_scores
+from dcltal.engine.detection.inference import video_detections
 from dcltal.errors import UserError
 
 GRID = TimeGrid(fps=30.0, stride=4, window=16)

@@ -10,7 +10,8 @@ from model_batches import edge_case_batch, random_targets
 
 from dcltal.model.batch import PackedBatch
 from dcltal.model.detector import Detector, DetectorOutput
-from dcltal.model.losses import Targets, completeness_hinge
+from dcltal.data.labelling import Targets
+from dcltal.model.losses import completeness_hinge
 
 DIM, C = 10, 3
 

@@ -8,8 +8,9 @@ import torch
 import dcltal
 from dcltal.config import Config
 from dcltal.engine.checkpoint import FORMAT as CHECKPOINT_FORMAT
-from dcltal.engine.predictor import InferenceRecord, Predictor
-from dcltal.engine.video_classifier import train_video_classifier
+from dcltal.data.videos import VideoRecord
+from dcltal.engine.detection.predictor import Predictor
+from dcltal.engine.detection.video_classifier import train_video_classifier
 from dcltal.errors import UserError
 from dcltal.model.detector import Detector
 
@@ -43,7 +44,7 @@ def _checkpoint(path, with_classifier=True, seed=0):
                                     [np.array([s % C]) for s in range(4)], C, epochs=2, progress=False)
     torch.save({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "classes": CLASSES, "streams": streams,
                 "coder": {"kind": "agnostic", "mean": [0.01, -0.02], "std": [0.1, 0.2]},
-                "video_classifier": vc, "epoch": 1, "best_map": 0.0}, path)
+                "video_classifier": vc, "epoch": 1, "best_score": 0.0}, path)
     return path
 
 
@@ -56,8 +57,8 @@ def test_predict_from_array_or_streams_and_against_detect(tmp_path):
     scores = [d["score"] for d in dets]
     assert scores == sorted(scores, reverse=True)
     # predict() is detect() on one record, with the built-in video-level scores
-    record = InferenceRecord("video", _grid(model), None,
-                             {"rgb": feats[:, :D], "flow": feats[:, D:]}, props)
+    record = VideoRecord("video", _grid(model), _grid(model).duration(len(feats)),  # predict()'s duration: the features'
+                         {"rgb": feats[:, :D], "flow": feats[:, D:]}, props)
     assert model.detect([record])["results"]["video"] == dets
     # the built-in video-level classifier keeps at most video_top_k classes
     assert len({d["label"] for d in dets}) <= model.cfg.infer.video_top_k
@@ -100,7 +101,8 @@ def test_mistakes_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="expected \\[T, C\\]"):
         model.predict(feats[:, :D], props)
     with pytest.raises(UserError, match="no built-in video-level classifier"):
-        model.detect([InferenceRecord("v", _grid(model), None, {"rgb": feats[:, :D], "flow": feats[:, D:]}, props)])
+        model.detect([VideoRecord("v", _grid(model), _grid(model).duration(len(feats)),
+                                  {"rgb": feats[:, :D], "flow": feats[:, D:]}, props)])
     with pytest.raises(UserError, match="no built-in video-level classifier"):
         model.predict(feats, props)
     assert model.predict(feats, props, video_scores=None)

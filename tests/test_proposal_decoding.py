@@ -11,9 +11,9 @@ import torch
 
 from dcltal.config import ProposalsConfig
 from dcltal.data.grid import TimeGrid
-from dcltal.engine.proposal_generation import (ProposalVideo, Window, boundary_candidates, decode_window,
-                                               generate_proposals, suppress, video_windows, window_features,
-                                               window_targets)
+from dcltal.engine.proposals.decoding import boundary_candidates, decode_window, generate_proposals, suppress
+from dcltal.data.videos import VideoRecord
+from dcltal.engine.proposals.task import Window, video_windows, window_features, window_targets
 from dcltal.model.bmn import BMNOutput
 
 GRID = TimeGrid(fps=30.0, stride=4, window=16)
@@ -85,7 +85,7 @@ def test_targets_and_decoding_meet_in_seconds():
     cfg = ProposalsConfig(temporal_scale=16, max_duration=6, snippets_per_location=2.0)
     w = Window(first=10.0, step=2.0, length=16)
     seconds = GRID.to_seconds(np.array([10.0 + 2 * 3, 10.0 + 2 * 7]))  # locations 3 and 7
-    video = ProposalVideo("v", GRID, 30.0, np.zeros((60, 4), np.float32), seconds[None])
+    video = VideoRecord("v", GRID, 30.0, {"rgb": np.zeros((60, 4), np.float32)}, segments=seconds[None])
     start, end, iou_map = window_targets(video, w, cfg)
     assert iou_map[3, 3] == pytest.approx(1.0) and iou_map.max() == pytest.approx(1.0)
     assert start[3] == 1.0 and end[7] == 1.0
@@ -116,7 +116,7 @@ def test_generate_proposals_maps_window_locations_to_seconds_and_suppresses_dupl
     cls_map, reg_map = np.full((D, T), 0.25), np.full((D, T), 0.25)
     cls_map[2, 2] = reg_map[2, 2] = 0.64  # proposal [2, 5]
     model = FixedOutputs(start, end, cls_map, reg_map)
-    video = ProposalVideo("v", GRID, GRID.duration(12), np.zeros((12, 3), np.float32), np.zeros((0, 2)))
+    video = VideoRecord("v", GRID, GRID.duration(12), {"rgb": np.zeros((12, 3), np.float32)})
     windows = video_windows(12, cfg)  # firsts 0 and 4: the proposal appears at snippets [2, 5] and [6, 9]
     assert [w.first for w in windows] == [0.0, 4.0]
     out = generate_proposals(model, [video], cfg)["v"]

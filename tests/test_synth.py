@@ -233,7 +233,7 @@ def test_command_line(tmp_path, capsys):
 
 def test_linear_probes_find_the_data_learnable_but_not_solved(tmp_path):
     """docs/synthetic.md's probes on a small set: far above chance (1/4), not perfect."""
-    from dcltal.data.synth.probe import probe
+    from dcltal.eval.synth_probe import probe
 
     write_synthetic(tmp_path / "p", seed=0, videos_train=16, videos_test=8, classes=4, dim=16, progress=False)
     report = probe(tmp_path / "p")

@@ -11,12 +11,12 @@ import torch
 from dcltal.cli import main
 from dcltal.config import TrainConfig, load_config
 from dcltal.engine.checkpoint import FORMAT, load_checkpoint
-from dcltal.engine.detector_task import detector_tasks, validate_detectors
-from dcltal.engine.predictor import Predictor
+from dcltal.engine.detection.task import detector_tasks, validate_detectors
+from dcltal.engine.detection.predictor import Predictor
 from dcltal.engine.schedule import epoch_seed, lr_at
 from dcltal.engine.trainer import train
 from dcltal.errors import UserError
-from dcltal.engine.video_classifier import train_video_classifier
+from dcltal.engine.detection.video_classifier import train_video_classifier
 from train_data import tiny_benchmark, tiny_config
 
 
@@ -62,7 +62,7 @@ def test_best_is_the_epoch_of_highest_fused_validation_map(trained):
     maps = [float(r["val_mAP"]) for r in fused]
     best = load_checkpoint(work / "checkpoints" / "best.pt")
     assert best["epoch"] == 1 + maps.index(max(maps))
-    assert best["best_map"] == pytest.approx(max(maps), abs=1e-5)
+    assert best["best_score"] == pytest.approx(max(maps), abs=1e-5)
     if best["epoch"] != 4:  # best.pt holds that epoch's weights, not the last ones
         last = load_checkpoint(work / "checkpoints" / "last.pt")
         assert any(not torch.equal(a, last["streams"]["rgb"]["state_dict"][k])
@@ -81,11 +81,12 @@ def test_metrics_schedule_and_tensorboard(trained):
 
 
 def test_predictor_loads_the_checkpoint(trained):
-    from dcltal.engine.predictor import Predictor, inference_videos
+    from dcltal.data.videos import load_videos
+    from dcltal.engine.detection.predictor import Predictor
 
     cfg, chosen, _ = trained
     predictor = Predictor.from_checkpoint(chosen, "cpu")
-    video = inference_videos(cfg, cfg.data.test_subset, predictor.classes)[0]
+    video = load_videos(cfg.data, cfg.data.test_subset, avoid=False, classes=predictor.classes)[0]
     dets = predictor.predict(video.features, video.proposals, duration=video.duration, video_scores=None)
     assert dets and all(d["label"] in predictor.classes and 0 <= d["segment"][0] <= d["segment"][1] for d in dets)
 
@@ -171,7 +172,7 @@ def test_user_mistakes(bench, capsys):
 def test_a_step_under_autocast(bench):
     """The CUDA path runs the forward and losses under float16 autocast; on CPU, bfloat16 autocast
     exercises the same mixed-dtype code (no GPU here): finite losses, float32 gradients."""
-    from dcltal.engine.detector_task import detector_tasks
+    from dcltal.engine.detection.task import detector_tasks
 
     root, synth = bench
     tasks, _, _ = detector_tasks(load_config(tiny_config(root, synth)))
@@ -189,7 +190,7 @@ def test_a_step_under_autocast(bench):
 
 def test_resume_without_a_checkpoint_fails_before_any_training(bench, monkeypatch):
     """--resume checks last.pt before the video-level classifier is trained (which takes minutes)."""
-    from dcltal.engine import video_classifier
+    from dcltal.engine.detection import video_classifier
 
     root, synth = bench
     cfg = load_config(tiny_config(root, synth, epochs=1), ["infer.video_scores=builtin"])

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dcltal.engine.video_classifier import (
-    VideoClassifier,
+from dcltal.engine.detection.video_classifier import (
     load_video_classifiers,
     train_video_classifier,
     video_level_scores,
 )
+from dcltal.model.video_classifier import VideoClassifier
 
 C, D = 4, 16
 
@@ -98,3 +98,14 @@ def test_softmax_scores_and_old_sigmoid_classifiers():
     targets = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
     expected = -(0.5 * logits.log_softmax(-1)[0] + 0.5 * logits.log_softmax(-1)[2])
     torch.testing.assert_close(VideoClassifier(D, C).loss(logits[None], targets), expected)
+
+
+def test_config_section_gives_todays_defaults():
+    """The video_classifier section's defaults are train_video_classifier's own (numbers unchanged)."""
+    import inspect
+
+    from dcltal.config import Config
+    from dcltal.engine.detection.video_classifier import settings
+
+    defaults = {k: p.default for k, p in inspect.signature(train_video_classifier).parameters.items()}
+    assert settings(Config()) == {k: defaults[k] for k in settings(Config())}

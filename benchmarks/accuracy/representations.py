@@ -31,7 +31,7 @@ MAX_VIDEOS = 20  # the Test videos measured (the first, in id order): enough for
 
 def measure(checkpoint: Path, data: Path, streams: dict[str, list[int]], stride: int, fps: float = 30.0) -> dict:
     from dcltal.data.grid import TimeGrid
-    from dcltal.engine.predictor import Predictor
+    from dcltal.engine.detection.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(checkpoint, "cpu")
     db = json.loads((data / "annotations.json").read_text())["database"]

@@ -125,14 +125,15 @@ def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
     in what is fused (engine.inference.video_detections and the video-level fusion renormalise the
     weights of the streams they are given, so one stream passes through alone)."""
     from dcltal.data.annotations import load_annotations
-    from dcltal.engine.inference import predict_streams, results_json, video_detections
-    from dcltal.engine.predictor import Predictor, inference_videos
-    from dcltal.engine.video_classifier import video_level_scores
+    from dcltal.engine.detection.inference import predict_streams, results_json, video_detections
+    from dcltal.data.videos import load_videos
+    from dcltal.engine.detection.predictor import Predictor
+    from dcltal.engine.detection.video_classifier import video_level_scores
     from dcltal.errors import UserError
     from dcltal.eval import evaluate_results
 
     predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
-    test = inference_videos(cfg, "Test", predictor.classes)
+    test = load_videos(cfg.data, "Test", avoid=False, classes=predictor.classes)
     annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
     predictions = list(predict_streams(predictor.models, test, predictor.coder, cfg.infer,
                                        extend_ratio=cfg.model.extend_ratio))
@@ -213,8 +214,8 @@ def rescore_setting(setting: Setting, out: Path, tag: str) -> dict:
     the detector), and every row scored again; the summary keeps the previous rows under ``rows_before``."""
     from dcltal.config import load_config
     from dcltal.engine.checkpoint import load_checkpoint, save_checkpoint
-    from dcltal.engine.detector_task import detector_tasks
-    from dcltal.engine.video_classifier import train_video_classifier
+    from dcltal.engine.detection.task import detector_tasks
+    from dcltal.engine.detection.video_classifier import train_video_classifier
 
     work = out / "runs" / tag / setting.name
     summary = json.loads((work / "summary.json").read_text())

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: must be at least 1")
-    from dcltal.engine.ablation import check_variants, run_study  # torch only after the arguments are known good
+    from dcltal.engine.detection.ablation import check_variants, run_study  # torch only after the arguments are known good
 
     variants = check_variants(args.variants)
     study = run_study(cfg, args.out, variants, args.seeds, command_line(args), progress=show_progress(args))

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         results, repairs = run_agreed(lambda: _detect(args, cfg, ctx, progress), ctx)
         merged, logs = gather_videos(results, ctx), gather_objects(repairs, ctx)
         if ctx.is_main:
-            from dcltal.engine.inference import results_json
+            from dcltal.engine.detection.inference import results_json
 
             for log in logs[1:]:
                 repairs.merge(log)
@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 def _detect(args: argparse.Namespace, cfg, ctx, progress: bool) -> tuple[dict, RepairLog]:
     """This process's share of the detections ``{video: [...]}`` and of the features' repairs."""
     from dcltal.engine.distributed import shard_videos
-    from dcltal.engine.predictor import Predictor, inference_videos
+    from dcltal.data.videos import load_videos
+    from dcltal.engine.detection.predictor import Predictor
 
     if args.checkpoint and args.cls_from and args.loc_from:
         raise UserError("--checkpoint is not used when both --cls-from and --loc-from are given; drop one of them")
@@ -66,5 +67,7 @@ def _detect(args: argparse.Namespace, cfg, ctx, progress: bool) -> tuple[dict, R
         other.check_streams(cfg.data.streams)
         predictor = predictor.with_localization_from(other)
     repairs = RepairLog()  # one counted line a kind, once every video is read
-    videos = inference_videos(cfg, args.subset, predictor.classes, repairs, shard=lambda ids: shard_videos(ids, ctx))
+    # every video: the results cover them all, and dcltal eval leaves data.avoid_videos out
+    videos = load_videos(cfg.data, args.subset, avoid=False, classes=predictor.classes, repairs=repairs,
+                         shard=lambda ids: shard_videos(ids, ctx))
     return predictor.detect(videos, cfg, progress=progress and ctx.is_main)["results"], repairs

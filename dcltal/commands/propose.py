@@ -44,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _propose(args: argparse.Namespace, cfg, ctx, progress: bool) -> dict:
     """This process's share of the proposals ``{video: [N, 3]}``."""
+    from dcltal.data.videos import load_videos
     from dcltal.engine.distributed import shard_videos
-    from dcltal.engine.proposal_generation import generate_proposals, load_generator, load_proposal_videos
+    from dcltal.engine.proposals.decoding import generate_proposals
+    from dcltal.engine.proposals.task import load_generator
     from dcltal.errors import UserError
 
     model, settings, streams = load_generator(args.checkpoint, cfg, ctx.device)
@@ -53,5 +55,6 @@ def _propose(args: argparse.Namespace, cfg, ctx, progress: bool) -> dict:
     if width != model.base[0].in_channels:
         raise UserError(f"data.streams give {width} feature columns, the checkpoint expects "
                         f"{model.base[0].in_channels}; use the streams and features it was trained on")
-    videos = load_proposal_videos(cfg, args.subset, streams, shard=lambda v: shard_videos(v, ctx))
-    return generate_proposals(model, videos, settings, progress=progress and ctx.is_main)
+    # every video: the proposal file serves inference, and evaluation leaves data.avoid_videos out
+    videos = load_videos(cfg.data, args.subset, proposals=False, avoid=False, shard=lambda ids: shard_videos(ids, ctx))
+    return generate_proposals(model, videos, settings, streams, progress=progress and ctx.is_main)

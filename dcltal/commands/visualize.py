@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     if cfg.data.annotations is None or cfg.data.features is None:
         raise UserError("dcltal visualize needs data.annotations and data.features in the config (ground truth to plot)")
     from dcltal.data.annotations import load_annotations
-    from dcltal.engine.predictor import Predictor, inference_videos
+    from dcltal.data.videos import load_videos
+    from dcltal.engine.detection.predictor import Predictor
     from dcltal.viz.video import video_figures
 
     predictor = Predictor.from_checkpoint(args.checkpoint, cfg.train.device)
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     video = annotations.videos.get(args.video)
     if video is None:
         raise UserError(f"video {args.video!r} is not in {cfg.data.annotations} (e.g. {next(iter(annotations.videos), '')!r})")
-    record = next(v for v in inference_videos(cfg, video.subset, predictor.classes) if v.id == video.id)
+    record = next(v for v in load_videos(cfg.data, video.subset, avoid=False, classes=predictor.classes) if v.id == video.id)
     detections = predictor.detect([record], cfg)["results"][video.id]
     names = [annotations.classes[c] for c in video.labels]
     figures = video_figures(predictor.models, video.id, record.grid, record.features, video.segments, names,

@@ -1,7 +1,7 @@
 """Training targets of the BMN proposal network (BMN §3.5, "Training of BMN": label assignment).
 
 Everything is in window locations: location ``t`` of a window of ``T`` stands for the time the
-engine maps it to (:mod:`dcltal.engine.proposal_generation`), and ground-truth segments arrive as
+engine maps it to (:mod:`dcltal.engine.proposals.task`), and ground-truth segments arrive as
 ``[M, 2]`` continuous locations (they may reach outside the window).
 
 - Boundary labels ``G_S``, ``G_E`` [T]: each ground truth's start (end) gets a region of

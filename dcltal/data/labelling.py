@@ -30,13 +30,27 @@ view by much). Completeness treats every incomplete proposal as a negative.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 
 from dcltal.data.segments import overlap_fraction, pairwise_tiou
-from dcltal.model.losses import Targets
+
+
+@dataclass
+class Targets:
+    """What the loss of Eq. 15 (model/losses.py) learns, a row per sampled proposal (:func:`make_targets`)."""
+
+    labels: torch.Tensor  # [N] long: class for the classification loss, 0 = background, -1 = not a sample
+    completeness: torch.Tensor  # [N] long: 1 complete (foreground), 0 incomplete, -1 not a sample (background)
+    action: torch.Tensor  # [N] long: class 1..C whose completeness / regression is learned; 0 = none
+    regression: torch.Tensor  # [N, 2] float: coded target of the matched ground truth (see SegmentCoder)
+    regression_mask: torch.Tensor  # [N] bool: foreground proposals only
+
+    def to(self, device: torch.device | str) -> "Targets":
+        return Targets(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
 
 FOREGROUND, INCOMPLETE, BACKGROUND, IGNORED = 0, 1, 2, -1
 
@@ -137,7 +151,7 @@ class ProposalSampler:
 
 
 def make_targets(samples: list[Sample], coder) -> Targets:
-    """The Targets (dcltal.model.losses) of several videos' samples, in order; regression coded by
+    """The :class:`Targets` of several videos' samples, in order; regression coded by
     ``coder`` (a SegmentCoder) against each proposal's matched ground truth."""
     cat = lambda name: np.concatenate([getattr(s, name) for s in samples])  # noqa: E731
     proposals = torch.from_numpy(cat("segments"))  # [N, 2] float64

@@ -6,7 +6,7 @@ Layout (docs/architecture.md; CONTRACT §3)::
      "streams": {stream: {"dim": D, "state_dict": ...}},      # detector (model.kind: detector)
      "proposals": {...},                                      # generator (model.kind: proposals)
      "coder": {"kind", "mean", "std"}, "video_classifier": {stream: state_dict} | None,
-     "epoch": n, "best_map": x,                               # epochs done; best validation score so far
+     "epoch": n, "best_score": x,                             # epochs done; best validation score so far
      "training": {"optimizers", "scaler", "rng", "best_epoch", ...}}   # last.pt only: what --resume needs
 
 Everything in it is a tensor or a plain Python value, so the safe ``weights_only`` loader reads it.
@@ -29,6 +29,9 @@ FORMAT = "dcltal-checkpoint/1"
 FORMAT_VERSION = 1  # of the layout; a checkpoint without the key is version 1
 # each upgrades a checkpoint dict of version n + 1 (its index + 1) to the next; a new layout adds one
 MIGRATIONS: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
+# top-level keys renamed since (old -> new); readers of either layout find the new name. best_map:
+# the best validation score, whatever it is (the generator's is its AUC)
+KEY_RENAMES: dict[str, str] = {"best_map": "best_score"}
 # config keys renamed since (dotted old key -> dotted new key, or None where the key was dropped)
 CONFIG_RENAMES: dict[str, str | None] = {}
 
@@ -66,6 +69,9 @@ def migrate(ckpt: dict[str, Any], source: Path) -> dict[str, Any]:
                         f"{FORMAT_VERSION} (a newer dcltal wrote it: upgrade dcltal)")
     for upgrade in MIGRATIONS[version - 1:]:
         ckpt = upgrade(ckpt)
+    for old, new in KEY_RENAMES.items():
+        if old in ckpt:
+            ckpt[new] = ckpt.pop(old)
     ckpt["config"] = _rename_config_keys(ckpt["config"])
     ckpt["format_version"] = FORMAT_VERSION
     return ckpt

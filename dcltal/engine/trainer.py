@@ -1,7 +1,7 @@
 """The training loop (``dcltal train``; docs/training.md), generic over small *tasks*.
 
-A task is what one model needs (engine/detector_task.py: a detector stream; engine/
-proposal_generation.py: the proposal generator)::
+A task is what one model needs (engine/detection/task.py: a detector stream; engine/proposals/task.py:
+the proposal generator); each product's ``training_run`` builds its tasks from the config (:data:`PRODUCTS`)::
 
     score_name: str                                  # validation score, higher is better
     __len__() -> int                                 # items the processes share (videos, windows)
@@ -14,8 +14,8 @@ proposal_generation.py: the proposal generator)::
     check_health(epoch, row) -> None                 # optional: warn of a dead model from an epoch's means
 
 :func:`fit` trains several tasks in lock step (an epoch of each, then validation), so that every
-epoch's last.pt holds all of them and best.pt is chosen by one score (the streams' fused mAP for the
-detector). Reproducible on CPU across a kill: each epoch's randomness comes from (seed, epoch, task)
+epoch's last.pt holds all of them and best.pt is chosen by one score, ``best_score`` in the checkpoint
+(the layout's joint score where it has one: the detector's streams' fused mAP). Reproducible on CPU across a kill: each epoch's randomness comes from (seed, epoch, task)
 (engine/schedule.py) and last.pt carries the optimiser and RNG states.
 """
 from __future__ import annotations
@@ -81,6 +81,7 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
         optimizers[name] = build_optimizer(models[name].parameters(), tc)
         scalers[name] = grad_scaler(ctx.device, tc.amp)
         averages[name] = WeightAverage(models[name], tc.ema_decay)
+    score_name = next(iter(tasks.values())).score_name  # a joint score is of the same kind
     start, best, best_epoch = 0, -math.inf, 0
     if resume:
         ckpt = load_checkpoint(_last_checkpoint(work))
@@ -124,7 +125,7 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
                 rows[name].update({f"val_{k}": v for k, v in task.validate(evaluated[name]).items()})
             if layout.joint_score is not None:
                 rows["fused"] = {f"val_{k}": v for k, v in layout.joint_score(evaluated).items()}
-                score = rows["fused"].get("val_mAP")
+                score = rows["fused"].get(f"val_{score_name}")
             else:  # one task: its score; several without a joint score: their mean
                 found = [rows[n].get(f"val_{t.score_name}") for n, t in tasks.items()]
                 score = None if None in found else sum(found) / len(found)
@@ -132,15 +133,15 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
             entries = {n: task.checkpoint_entry(_unwrap(evaluated[n])) for n, task in tasks.items()}
             if score is not None and score > best:
                 best, best_epoch = score, epoch + 1
-                save_checkpoint(best_path, {**layout.fields, **layout.place(entries), "epoch": epoch + 1, "best_map": best})
+                save_checkpoint(best_path, {**layout.fields, **layout.place(entries), "epoch": epoch + 1, "best_score": best})
             log.write(epoch + 1, rows)
             training = {"optimizers": {n: o.state_dict() for n, o in optimizers.items()},
                         "scalers": {n: s.state_dict() for n, s in scalers.items()},
                         "rng": rng_state(), "best_score": best, "best_epoch": best_epoch,
                         "averages": {n: a.state() for n, a in averages.items()}}
             save_checkpoint(last_path, {**layout.fields, **layout.place(entries), "epoch": epoch + 1,
-                                        "best_map": best if best > -math.inf else None, "training": training})
-            epochs.set_postfix({k: f"{v:.4g}" for k, v in _summary(rows).items()})
+                                        "best_score": best if best > -math.inf else None, "training": training})
+            epochs.set_postfix({k: f"{v:.4g}" for k, v in _summary(rows, score_name).items()})
         barrier(ctx)
     epochs.close()
     if log is not None:
@@ -184,80 +185,39 @@ def _train_epoch(task, model: nn.Module, optimizer, scaler, average: WeightAvera
     return out
 
 
-def _summary(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+def _summary(rows: dict[str, dict[str, float]], score_name: str) -> dict[str, float]:
     out = {f"{n}_loss": r["total"] for n, r in rows.items() if "total" in r}
-    out.update({f"{n}_mAP": r["val_mAP"] for n, r in rows.items() if "val_mAP" in r})
+    out.update({f"{n}_{score_name}": r[f"val_{score_name}"] for n, r in rows.items() if f"val_{score_name}" in r})
     return out
 
 
-def train(cfg, work_dir: str | Path, resume: bool = False, progress: bool = True,
-          video_classifier: dict | None = None) -> Path:
-    """``dcltal train``: the detector (one model a stream of ``data.streams``, with the built-in
-    video-level classifier where ``infer.video_scores`` is builtin) or, with ``model.kind:
-    proposals``, the proposal generator. Under torchrun, one process of a DDP group. Returns the
-    checkpoint to use (best.pt where validation chose one, else last.pt). ``video_classifier``: the
-    classifier's states, already trained on the same split (the ablation's runs of one seed share one)."""
+# model.kind -> the module whose ``training_run(cfg, work_dir, ctx, resume, progress, **options)`` returns
+# (tasks, Layout): each product builds its own tasks from the config; this loop knows none of them
+PRODUCTS = {"detector": "dcltal.engine.detection.task", "proposals": "dcltal.engine.proposals.task"}
+
+
+def train(cfg, work_dir: str | Path, resume: bool = False, progress: bool = True, **options) -> Path:
+    """``dcltal train``: the tasks of ``model.kind`` (the detector: one model a stream of ``data.streams``;
+    the proposal generator) through :func:`fit`. Under torchrun, one process of a DDP group. Returns the
+    checkpoint to use (best.pt where validation chose one, else last.pt). ``options`` go to the
+    product's ``training_run`` (the detector's: ``video_classifier``, states already trained on the
+    same split, which the ablation's runs of one seed share)."""
+    import importlib
+
     from dcltal.engine.distributed import process_group
 
     with process_group(cfg.train.device) as ctx:
-        if cfg.model.kind == "proposals":
-            return _train_proposals(cfg, work_dir, ctx, resume, progress)
-        return _train_detector(cfg, work_dir, ctx, resume, progress, video_classifier)
+        product = importlib.import_module(PRODUCTS[cfg.model.kind])
+        tasks, layout = product.training_run(cfg, Path(work_dir), ctx, resume, progress, **options)
+        _, chosen = fit(tasks, cfg.train, work_dir, layout, ctx, resume, progress)
+        return chosen
 
 
-def _fields(cfg, classes: list[str]) -> dict[str, Any]:
+def checkpoint_fields(cfg, classes: list[str]) -> dict[str, Any]:
+    """What every checkpoint carries beside its models: the config and the class names."""
     return {"config": cfg.to_dict(), "classes": list(classes)}
 
 
-def _train_proposals(cfg, work_dir, ctx: DistContext, resume: bool, progress: bool) -> Path:
-    from dcltal.engine.proposal_generation import ProposalTask
-
-    task = ProposalTask.from_config(cfg)
-    _, chosen = fit({"proposals": task}, cfg.train, work_dir, Layout(None, _fields(cfg, ["action"])), ctx, resume,
-                    progress)
-    return chosen
-
-
-def _train_detector(cfg, work_dir, ctx: DistContext, resume: bool, progress: bool,
-                    video_classifier: dict | None) -> Path:
-    from dcltal.engine.detector_task import detector_tasks, validate_detectors
-
-    tasks, videos, coder = detector_tasks(cfg, progress=progress and ctx.is_main)
-    first = next(iter(tasks.values()))
-    fields = {**_fields(cfg, videos.classes), "coder": coder.state(), "video_classifier": None}
-    level = None  # the held-out videos' video-level scores, which validation multiplies in (rank 0 validates)
-    if ctx.is_main and cfg.infer.video_scores == "builtin":
-        # before the detector, so that validation scores the held-out videos as inference will the test
-        # videos; trained on the detector's training videos only, so the held-out ones stay unseen
-        states = video_classifier or _resumed_video_classifier(Path(work_dir), resume)
-        if states is None:
-            states = _fit_video_classifier(cfg, first.train, ctx, progress)
-        fields["video_classifier"] = states
-        level = _held_out_video_scores(states, first.val, cfg, ctx)
-    for task in tasks.values():
-        task.val_video_scores = level
-    joint = (lambda models: validate_detectors(dict(models), first.val, coder, cfg, level)) if len(tasks) > 1 else None
-    _, chosen = fit(tasks, cfg.train, work_dir, Layout("streams", fields, joint), ctx, resume, progress)
-    return chosen
-
-
-def _resumed_video_classifier(work: Path, resume: bool) -> dict | None:
-    """The classifier of the run being resumed (checked to exist before any training)."""
-    return load_checkpoint(_last_checkpoint(work)).get("video_classifier") if resume else None
-
-
-def _fit_video_classifier(cfg, videos, ctx: DistContext, progress: bool) -> dict:
-    import numpy as np
-
-    from dcltal.engine.video_classifier import train_video_classifier
-
-    feats = [{s: np.asarray(f, dtype=np.float32) for s, f in v.features.items()} for v in videos]
-    return train_video_classifier(feats, [v.labels for v in videos], len(videos.classes), seed=cfg.train.seed,
-                                  device=ctx.device, progress=progress)
-
-
-def _held_out_video_scores(states: dict, val, cfg, ctx: DistContext) -> dict:
-    from dcltal.engine.video_classifier import load_video_classifiers, video_level_scores
-
-    classifiers = load_video_classifiers(states, ctx.device)
-    return {v.id: video_level_scores(classifiers, v.features, cfg.infer.stream_weights) for v in val}
+def resumed_checkpoint(work: Path, resume: bool) -> dict | None:
+    """The last.pt of the run being resumed (checked to exist before any training), else None."""
+    return load_checkpoint(_last_checkpoint(work)) if resume else None

@@ -1,7 +1,7 @@
 """The built-in proposal network, in the manner of BMN (Lin et al., "BMN: Boundary-Matching Network
 for Temporal Action Proposal Generation", ICCV 2019).
 
-A window of ``T`` temporal locations (features ``[T, C]``, see :mod:`dcltal.engine.proposal_generation`
+A window of ``T`` temporal locations (features ``[T, C]``, see :mod:`dcltal.engine.proposals.task`
 for how windows are cut or rescaled from a video) goes through
 
 - the *base module*: two temporal convolutions shared by both branches;

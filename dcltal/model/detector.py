@@ -17,7 +17,8 @@ from dcltal.model.aggregate import ContextAggregator
 from dcltal.model.batch import PackedBatch
 from dcltal.model.disentangle import build_disentangler
 from dcltal.model.heads import ClassificationHead, LocalizationHead
-from dcltal.model.losses import Targets, detector_losses
+from dcltal.data.labelling import Targets
+from dcltal.model.losses import detector_losses
 from dcltal.ops.pooling import region_mean
 
 FEATURES = ("cls", "loc")

@@ -1,4 +1,4 @@
-"""Training targets and the multi-task loss of Eq. 15.
+"""The multi-task loss of Eq. 15 (its targets: data/labelling.py).
 
 Reduction (so that videos split across processes give the same gradients when summed): every term
 is a MEAN PER VIDEO (over that video's samples of the term; 0 where it has none), then these means
@@ -11,22 +11,11 @@ Completeness OHEM is per video for the same reason.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class Targets:
-    labels: torch.Tensor  # [N] long: class for the classification loss, 0 = background, -1 = not a sample
-    completeness: torch.Tensor  # [N] long: 1 complete (foreground), 0 incomplete, -1 not a sample (background)
-    action: torch.Tensor  # [N] long: class 1..C whose completeness / regression is learned; 0 = none
-    regression: torch.Tensor  # [N, 2] float: coded target of the matched ground truth (see SegmentCoder)
-    regression_mask: torch.Tensor  # [N] bool: foreground proposals only
-
-    def to(self, device: torch.device | str) -> "Targets":
-        return Targets(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+from dcltal.data.labelling import Targets
 
 
 def per_video_mean(values: torch.Tensor, mask: torch.Tensor, video: torch.Tensor, num_videos_in_batch: int):

@@ -1,5 +1,5 @@
 """The built-in proposal generator around :class:`dcltal.model.bmn.BMN`: windows, training batches,
-decoding and Soft-NMS (docs/proposals.md).
+the training task and the checkpoint entry (docs/proposals.md; decoding: engine/proposals/decoding.py).
 
 Windows (a config choice, ``proposals.mode``):
 - ``window``: long videos (THUMOS-like) are cut into windows of ``T`` locations that slide with
@@ -12,13 +12,6 @@ Windows (a config choice, ``proposals.mode``):
 
 A window is an affine map from locations to snippet coordinates, and :class:`TimeGrid` takes
 snippet coordinates to seconds, so ground truth and proposals cross between the two in one place.
-
-Decoding (BMN §3.6): candidate starts (ends) are locations whose starting (ending) probability is a
-local maximum or above ``peak_ratio`` of the window's maximum; every candidate start is paired with
-every candidate end 1..D locations later; a pair scores ``p_f = p_s * p_e * sqrt(p_cc * p_cr)`` with
-the confidence map's two channels at its entry. The candidates of all windows of a video go through
-Gaussian Soft-NMS together (overlapping windows propose the same segment twice; Soft-NMS decays the
-copy).
 """
 from __future__ import annotations
 
@@ -26,22 +19,19 @@ import logging
 import math
 import os
 from dataclasses import dataclass, replace
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from dcltal.config import Config, ProposalsConfig, config_from_dict
-from dcltal.data.annotations import load_annotations
 from dcltal.data.bmn_targets import boundary_labels, confidence_map_labels
-from dcltal.data.features import FeatureStore
-from dcltal.data.grid import TimeGrid
+from dcltal.data.videos import VideoRecord, load_videos, split_videos
 from dcltal.engine.checkpoint import load_checkpoint
 from dcltal.engine.device import resolve_device
 from dcltal.errors import UserError
 from dcltal.model.bmn import BMN
 from dcltal.model.bmn_losses import bmn_losses
-from dcltal.ops.nms import soft_nms
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +48,6 @@ class Window:
 
     def to_locations(self, coords: np.ndarray) -> np.ndarray:
         return (np.asarray(coords, dtype=np.float64) - self.first) / self.step
-
-
-@dataclass
-class ProposalVideo:
-    id: str
-    grid: TimeGrid
-    duration: float  # seconds
-    features: np.ndarray  # [T_v, C] every stream side by side (BMN reads two-stream features together)
-    segments: np.ndarray  # [M, 2] ground truth, seconds (empty where there is none)
 
 
 def video_windows(num_snippets: int, cfg: ProposalsConfig) -> list[Window]:
@@ -97,45 +78,11 @@ def window_features(features: np.ndarray, window: Window, temporal_scale: int) -
     return out.astype(np.float32)
 
 
-def window_targets(video: ProposalVideo, window: Window, cfg: ProposalsConfig) -> tuple[np.ndarray, ...]:
+def window_targets(video: VideoRecord, window: Window, cfg: ProposalsConfig) -> tuple[np.ndarray, ...]:
     """(G_S [T], G_E [T], G_C [D, T]) of a window, from the video's ground truth in seconds."""
     gt = window.to_locations(video.grid.to_index(video.segments)).reshape(-1, 2)  # [M, 2] locations
     start, end = boundary_labels(gt, cfg.temporal_scale, cfg.boundary_width)
     return start, end, confidence_map_labels(gt, cfg.temporal_scale, cfg.max_duration)
-
-
-class ProposalVideos(Sequence):
-    """The videos of a subset, each video's features read from the store when it is taken, so that
-    proposing for a long list never holds every video's features at once."""
-
-    def __init__(self, cfg: Config, records: list[tuple], store: FeatureStore, streams: list[str]):
-        self.cfg, self.records, self.store, self.streams = cfg, records, store, streams
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> ProposalVideo:
-        vid, fps, duration, segments = self.records[i]
-        per_stream = self.store.load(vid)
-        features = np.concatenate([per_stream[name] for name in self.streams], axis=1)  # [T_v, C]
-        grid = TimeGrid(fps or self.cfg.data.fps, self.cfg.data.feature_stride, self.cfg.data.feature_window)
-        return ProposalVideo(vid, grid, duration or grid.duration(len(features)), features, segments)
-
-
-def load_proposal_videos(cfg: Config, subset: str | None, streams: list[str] | None = None,
-                         shard: Callable[[list], list] | None = None) -> ProposalVideos:
-    """The videos of ``subset`` (every video of ``data.features`` where there are no annotations), the
-    streams of ``data.streams`` side by side, in the order of ``streams`` where given (a checkpoint's);
-    of those, ``shard(videos)`` where given (a process's share under torchrun)."""
-    store = FeatureStore.from_config(cfg.data)
-    if cfg.data.annotations is None:
-        records = [(vid, None, None, np.zeros((0, 2))) for vid in store.video_ids()]
-    else:
-        ann = load_annotations(cfg.data.annotations, cfg.data.classes)
-        records = [(v.id, v.fps, v.duration, v.segments) for v in ann.in_subset(subset or cfg.data.test_subset)]
-    if shard is not None:
-        records = shard(records)
-    return ProposalVideos(cfg, records, store, list(streams or cfg.data.streams))
 
 
 class TrainingWindows:
@@ -143,14 +90,15 @@ class TrainingWindows:
     [W, T], G_C [W, D, T]. Windows where no proposal overlaps any ground truth are left out (BMN
     trains on windows that hold actions)."""
 
-    def __init__(self, videos: Sequence[ProposalVideo], cfg: ProposalsConfig):
+    def __init__(self, videos: Sequence[VideoRecord], cfg: ProposalsConfig, streams: list[str]):
         feats, starts, ends, maps = [], [], [], []
         for video in videos:
-            for window in video_windows(len(video.features), cfg):
+            features = video.side_by_side(streams)  # [T_v, C]
+            for window in video_windows(len(features), cfg):
                 start, end, iou_map = window_targets(video, window, cfg)
                 if iou_map.max() <= 0:
                     continue
-                feats.append(window_features(video.features, window, cfg.temporal_scale))
+                feats.append(window_features(features, window, cfg.temporal_scale))
                 starts.append(start), ends.append(end), maps.append(iou_map)
         if not feats:
             raise UserError("no training window holds any ground truth; check data.annotations and data.train_subset")
@@ -180,22 +128,23 @@ class ProposalTask:
 
     score_name = "AUC"
 
-    def __init__(self, cfg: Config, train_videos: list[ProposalVideo], val_videos: list[ProposalVideo]):
+    def __init__(self, cfg: Config, train_videos: list[VideoRecord], val_videos: list[VideoRecord]):
         self.cfg, self.val_videos = cfg, val_videos
-        self.windows = TrainingWindows(train_videos, cfg.proposals)
-        self.in_dim = train_videos[0].features.shape[1]
+        self.streams = list(cfg.data.streams)  # side by side in this order
+        self.windows = TrainingWindows(train_videos, cfg.proposals, self.streams)
+        self.in_dim = sum(train_videos[0].features[s].shape[1] for s in self.streams)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "ProposalTask":
-        from dcltal.engine.detector_task import split_videos  # the detector's held-out videos, the same way
-
-        videos = load_proposal_videos(cfg, cfg.data.train_subset)
+        if cfg.data.annotations is None:
+            raise UserError("config key data.annotations is not set; training the proposal generator needs ground truth")
+        videos = load_videos(cfg.data, cfg.data.train_subset, proposals=False)
         if not videos:
             raise UserError(f"no training videos in subset {cfg.data.train_subset} of {cfg.data.annotations}")
         train, val = split_videos(len(videos), cfg.train.val_fraction, cfg.train.seed)
         task = cls(cfg, [videos[i] for i in train], [videos[i] for i in val])
         log.info("subset %s: %d videos (%d held out for validation), %d instances; %d training windows",
-                 cfg.data.train_subset, len(videos), len(val), sum(len(r[3]) for r in videos.records), len(task))
+                 cfg.data.train_subset, len(videos), len(val), sum(len(v.segments) for v in videos), len(task))
         return task
 
     def __len__(self) -> int:
@@ -221,7 +170,9 @@ class ProposalTask:
         held = [v for v in self.val_videos if len(v.segments)]
         if not held:
             return {}
-        proposals = generate_proposals(model, held, self.cfg.proposals)
+        from dcltal.engine.proposals.decoding import generate_proposals
+
+        proposals = generate_proposals(model, held, self.cfg.proposals, self.streams)
         gt = Annotations({v.id: Video(v.id, "val", v.duration, None, v.segments, np.zeros(len(v.segments), np.int64))
                           for v in held}, classes=["action"])
         scores = evaluate_proposals(gt, proposals, "val")
@@ -229,6 +180,13 @@ class ProposalTask:
 
     def checkpoint_entry(self, model: BMN) -> dict:
         return checkpoint_entry(model, self.cfg, self.in_dim)
+
+
+def training_run(cfg: Config, work_dir, ctx, resume: bool, progress: bool):
+    """The generic loop's (tasks, Layout) for the generator: one task, its entry at ``ckpt["proposals"]``."""
+    from dcltal.engine.trainer import Layout, checkpoint_fields
+
+    return {"proposals": ProposalTask.from_config(cfg)}, Layout(None, checkpoint_fields(cfg, ["action"]))
 
 
 def training_losses(model: torch.nn.Module, batch: dict, cfg: ProposalsConfig, generator: torch.Generator | None = None) -> dict:
@@ -239,70 +197,6 @@ def training_losses(model: torch.nn.Module, batch: dict, cfg: ProposalsConfig, g
     valid = getattr(model, "module", model).valid
     return bmn_losses(out, batch["start"].to(dev), batch["end"].to(dev), batch["iou_map"].to(dev), valid,
                       cfg.lambda_pem, cfg.lambda_reg, cfg.cls_positive, cfg.reg_positive, generator)
-
-
-def boundary_candidates(prob: np.ndarray, peak_ratio: float = 0.5) -> np.ndarray:
-    """[L] bool: locations whose probability is a local maximum (above both neighbours; above the
-    one neighbour at either end) or above ``peak_ratio`` times the maximum (BMN §3.6)."""
-    prob = np.asarray(prob, dtype=np.float64)
-    if prob.size == 0:
-        return np.zeros(0, dtype=bool)
-    padded = np.concatenate([[-np.inf], prob, [-np.inf]])
-    peak = (prob > padded[:-2]) & (prob > padded[2:])
-    return peak | (prob > peak_ratio * prob.max())
-
-
-def decode_window(start: np.ndarray, end: np.ndarray, cls_map: np.ndarray, reg_map: np.ndarray, length: int,
-                  peak_ratio: float = 0.5) -> np.ndarray:
-    """One window's candidates [K, 3]: (start location, end location, p_f) for every candidate start
-    and end 1..D locations apart inside the first ``length`` locations; maps are [D, T]."""
-    D = cls_map.shape[0]
-    s = np.flatnonzero(boundary_candidates(start[:length], peak_ratio))  # [S]
-    e = np.flatnonzero(boundary_candidates(end[:length], peak_ratio))  # [E]
-    ss, ee = np.meshgrid(s, e, indexing="ij")
-    ok = (ee > ss) & (ee - ss <= D)
-    ss, ee = ss[ok], ee[ok]
-    k = ee - ss - 1
-    score = start[ss] * end[ee] * np.sqrt(cls_map[k, ss] * reg_map[k, ss])
-    return np.stack([ss, ee, score], axis=1).astype(np.float64) if len(ss) else np.zeros((0, 3))
-
-
-@torch.no_grad()
-def generate_proposals(model: BMN, videos: Sequence[ProposalVideo], cfg: ProposalsConfig,
-                       progress: bool = False) -> dict[str, np.ndarray]:
-    """``{video: [N, 3]}`` (start s, end s, score), best first, at most ``max_proposals`` a video."""
-    from tqdm import tqdm
-
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    out = {}
-    for video in tqdm(videos, desc="propose", unit="video", disable=not progress):
-        windows = video_windows(len(video.features), cfg)
-        candidates = []
-        for lo in range(0, len(windows), cfg.windows_per_batch):
-            chunk = windows[lo : lo + cfg.windows_per_batch]
-            x = torch.from_numpy(np.stack([window_features(video.features, w, cfg.temporal_scale) for w in chunk]))
-            pred = model(x.to(dev))
-            arrays = [t.float().cpu().numpy() for t in (pred.start, pred.end, pred.cls_map, pred.reg_map)]
-            for j, w in enumerate(chunk):
-                found = decode_window(*(a[j] for a in arrays), w.length, cfg.peak_ratio)  # locations
-                coords = w.first + w.step * found[:, :2]
-                candidates.append(np.column_stack([video.grid.to_seconds(coords), found[:, 2]]))
-        out[video.id] = suppress(np.concatenate(candidates), video.duration, cfg)
-    model.train(was_training)
-    return out
-
-
-def suppress(candidates: np.ndarray, duration: float, cfg: ProposalsConfig) -> np.ndarray:
-    """A video's candidates [K, 3] (seconds) -> the top ``pre_nms_top_k`` through Gaussian Soft-NMS,
-    clipped to ``[0, duration]``, at most ``max_proposals``, best first."""
-    candidates = candidates[np.argsort(-candidates[:, 2], kind="stable")[: cfg.pre_nms_top_k]]
-    candidates[:, :2] = np.clip(candidates[:, :2], 0.0, duration)
-    segments = torch.from_numpy(candidates[:, :2])
-    keep, scores = soft_nms(segments, torch.from_numpy(candidates[:, 2]), sigma=cfg.soft_nms_sigma,
-                            score_threshold=0.0, max_keep=cfg.max_proposals)
-    return np.column_stack([candidates[keep.numpy(), :2], scores.numpy()]) if len(keep) else np.zeros((0, 3))
 
 
 # settings that shape the network or what a location means: a checkpoint's own, never the CONFIG's

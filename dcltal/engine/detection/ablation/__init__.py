@@ -21,7 +21,7 @@ from typing import Any
 from tqdm import tqdm
 
 from dcltal.config import VARIANTS, Config
-from dcltal.engine.ablation.report import machine, render, summarise
+from dcltal.engine.detection.ablation.report import machine, render, summarise
 from dcltal.errors import UserError
 from dcltal.io import read_json, write_json, write_text
 
@@ -130,7 +130,7 @@ class SeedEvaluator:
         self.predictors: dict[str, Any] = {}  # variant -> Predictor, loaded when a recipe needs it
 
     def predictor(self, variant: str):
-        from dcltal.engine.predictor import Predictor
+        from dcltal.engine.detection.predictor import Predictor
 
         if variant not in self.predictors:
             self.predictors[variant] = Predictor.from_checkpoint(self.checkpoints[variant], self.cfg.train.device)
@@ -138,7 +138,7 @@ class SeedEvaluator:
 
     def evaluate(self, recipe: Recipe) -> dict[str, dict]:
         """{stream or "fusion": {"mAP": [per tIoU], "average_mAP": x}} of one recipe."""
-        from dcltal.engine.inference import predict_streams, results_json, video_detections
+        from dcltal.engine.detection.inference import predict_streams, results_json, video_detections
         from dcltal.eval import evaluate_results
 
         cfg = self.cfg
@@ -175,8 +175,8 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
     the JSON object."""
     from dcltal.data.annotations import load_annotations
     from dcltal.engine.checkpoint import load_checkpoint
-    from dcltal.engine.dataset import read_avoid_list
-    from dcltal.engine.predictor import Predictor, inference_videos
+    from dcltal.data.videos import load_videos, read_avoid_list
+    from dcltal.engine.detection.predictor import Predictor
 
     if cfg.model.kind != "detector":
         raise UserError("config key model.kind must be detector for dcltal ablate (the study trains detectors)")
@@ -219,7 +219,7 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
         source, first = scores_from[:2] if scores_from else (
             variants[0], Predictor.from_checkpoint(checkpoints[variants[0]], cfg.train.device))
         if test is None:  # data.avoid_videos are left out of detection and of the ground truth alike
-            test = [t for t in inference_videos(cfg, cfg.data.test_subset, first.classes) if t.id not in avoid]
+            test = list(load_videos(cfg.data, cfg.data.test_subset, classes=first.classes))
         level = first.video_scores(test, cfg.infer)  # the same for every row of the seed
         if level is not None:
             runs[source][str(s)]["video_scores_source"] = True

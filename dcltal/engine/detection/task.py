@@ -7,30 +7,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from dcltal.data.labelling import FOREGROUND, LabelledProposals, ProposalSampler, label_proposals, make_targets
 from dcltal.data.features import inverse_channel_rms
+from dcltal.data.labelling import (FOREGROUND, LabelledProposals, ProposalSampler, Targets, label_proposals,
+                                   make_targets)
+from dcltal.data.videos import VideoDataset, split_videos
 from dcltal.engine.checkpoint import cpu_state
-from dcltal.engine.dataset import VideoDataset
-from dcltal.engine.health import ActivityProbe, HealthCheck, LabelCounter, active_shares, completeness_spread
+from dcltal.engine.detection.health import ActivityProbe, HealthCheck, LabelCounter, active_shares, completeness_spread
+from dcltal.engine.detection.video_classifier import load_video_classifiers, video_level_scores
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
-from dcltal.model.losses import Targets
 from dcltal.ops.segment_coder import SegmentCoder
-
-
-def split_videos(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, validation) indices: ``round(val_fraction * count)`` videos held out, chosen by ``seed``;
-    none where there is a single video."""
-    order = np.random.default_rng(seed).permutation(count)
-    n_val = int(round(val_fraction * count)) if count > 1 else 0
-    n_val = min(n_val, count - 1)
-    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
 def label_videos(videos: VideoDataset, train_cfg) -> list[LabelledProposals]:
@@ -111,7 +104,7 @@ class DetectorTask:
         return {**terms, **active_shares(self.probe), **completeness_spread(out.completeness, targets)}
 
     def check_health(self, epoch: int, row: dict[str, float]) -> None:
-        """Warn once if a head of this stream looks dead (engine/health.py); adds ``health_cls_entropy``
+        """Warn once if a head of this stream looks dead (engine/detection/health.py); adds ``health_cls_entropy``
         (the epoch's label entropy) and ``health_dead`` to ``row``."""
         entropy = self.labels_seen.entropy()
         if entropy is not None:
@@ -133,7 +126,7 @@ def validate_detectors(models: dict[str, nn.Module], val: VideoDataset, coder: S
     inference does (without them validation chose a checkpoint 18 points worse on the test split:
     docs/training.md); {} without videos."""
     from dcltal.data.annotations import Annotations, Video
-    from dcltal.engine.inference import detect
+    from dcltal.engine.detection.inference import detect
     from dcltal.eval import evaluate_results
 
     if not len(val) or not any(len(v.segments) for v in val):
@@ -163,3 +156,37 @@ def detector_tasks(cfg, progress: bool = False) -> tuple[dict[str, DetectorTask]
     coder = fit_coder(cfg.model.regression, labelled)
     tasks = {s: DetectorTask(cfg, s, train, val, labelled, coder) for s in cfg.data.streams}
     return tasks, videos, coder
+
+
+def training_run(cfg, work_dir: Path, ctx, resume: bool, progress: bool, video_classifier: dict | None = None):
+    """The generic loop's (tasks, Layout) for the detector: one task a stream; the checkpoint carries
+    the coder and, where ``infer.video_scores`` is builtin, the video-level classifier, trained first
+    on the detector's training videos (``video_classifier``: states already trained on the same split)
+    so that validation scores the held-out videos as inference will the test videos."""
+    from dcltal.engine.trainer import Layout, checkpoint_fields, resumed_checkpoint
+
+    tasks, videos, coder = detector_tasks(cfg, progress=progress and ctx.is_main)
+    first = next(iter(tasks.values()))
+    fields = {**checkpoint_fields(cfg, videos.classes), "coder": coder.state(), "video_classifier": None}
+    level = None  # the held-out videos' video-level scores, which validation multiplies in (rank 0 validates)
+    if ctx.is_main and cfg.infer.video_scores == "builtin":
+        resumed = None if video_classifier else resumed_checkpoint(work_dir, resume)
+        states = video_classifier or (resumed.get("video_classifier") if resumed else None)
+        if states is None:
+            states = _fit_video_classifier(cfg, first.train, ctx.device, progress)
+        fields["video_classifier"] = states
+        classifiers = load_video_classifiers(states, ctx.device)
+        level = {v.id: video_level_scores(classifiers, v.features, cfg.infer.stream_weights) for v in first.val}
+    for task in tasks.values():
+        task.val_video_scores = level
+    joint = (lambda models: validate_detectors(dict(models), first.val, coder, cfg, level)) if len(tasks) > 1 else None
+    return tasks, Layout("streams", fields, joint)
+
+
+def _fit_video_classifier(cfg, videos: VideoDataset, device, progress: bool) -> dict:
+    from dcltal.engine.detection import video_classifier
+
+    feats = [{s: np.asarray(f, dtype=np.float32) for s, f in v.features.items()} for v in videos]
+    return video_classifier.train_video_classifier(feats, [v.labels for v in videos], len(videos.classes),
+                                                   seed=cfg.train.seed, device=device, progress=progress,
+                                                   **video_classifier.settings(cfg))

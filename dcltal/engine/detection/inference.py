@@ -14,8 +14,7 @@ work on the models' device: one forward per stream for several videos packed end
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,42 +22,14 @@ from torch import nn
 from tqdm import tqdm
 
 from dcltal import __version__
-from dcltal.data.grid import TimeGrid
-from dcltal.engine.fusion import fuse_proposal_scores, fuse_streams, fuse_video_scores
+from dcltal.data.videos import VideoRecord
+from dcltal.engine.detection.fusion import fuse_proposal_scores, fuse_streams, fuse_video_scores
 from dcltal.errors import UserError
 from dcltal.model.batch import pack_videos
 from dcltal.ops.nms import batched_nms, batched_soft_nms
 
 
-class InferenceVideo(Protocol):
-    """What inference reads of a video (a VideoDataset record has these)."""
-
-    id: str
-    grid: TimeGrid
-    duration: float | None  # seconds; None -> from the feature length
-    features: Mapping[str, np.ndarray]  # stream -> [T, D]
-    proposals: np.ndarray  # [N, 2] or [N, 3] (start s, end s[, score])
-
-
-class SplitDetector(nn.Module):
-    """Classification from one model, completeness and regression from another (paper Table 3:
-    the proposal feature F_pro for one task, the disentangled features for the other)."""
-
-    def __init__(self, cls_model: nn.Module, loc_model: nn.Module):
-        super().__init__()
-        self.cls_model, self.loc_model = cls_model, loc_model
-
-    def forward(self, batch, cls_feature: str = "cls", loc_feature: str = "loc", reconstruction: bool = True):
-        cls_out = self.cls_model(batch, cls_feature=cls_feature, loc_feature=loc_feature, reconstruction=False)
-        loc_out = self.loc_model(batch, cls_feature=cls_feature, loc_feature=loc_feature,
-                                 reconstruction=reconstruction)
-        return dataclasses.replace(loc_out, cls_logits=cls_out.cls_logits)
-
-    def scores(self, out) -> torch.Tensor:
-        return self.loc_model.scores(out)  # Eq. 16 is the same formula for both models
-
-
-def _video_duration(video: InferenceVideo) -> float:
+def _duration(video: VideoRecord) -> float:
     if video.duration is not None:
         return float(video.duration)
     return video.grid.duration(next(iter(video.features.values())).shape[0])
@@ -68,7 +39,7 @@ def _video_duration(video: InferenceVideo) -> float:
 def stream_predictions(
     model: nn.Module,
     stream: str,
-    videos: Sequence[InferenceVideo],
+    videos: Sequence[VideoRecord],
     coder,
     cls_feature: str = "cls",
     loc_feature: str = "loc",
@@ -148,7 +119,7 @@ def _chunks(videos: list, max_videos: int, max_proposals: int) -> Iterable[list]
 
 def predict_streams(
     models: Mapping[str, nn.Module],
-    videos: Sequence[InferenceVideo],
+    videos: Sequence[VideoRecord],
     coder,
     infer_cfg,
     *,
@@ -156,7 +127,7 @@ def predict_streams(
     videos_per_batch: int = 8,
     proposals_per_batch: int = 4096,
     progress: bool = False,
-) -> Iterable[tuple[InferenceVideo, dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
+) -> Iterable[tuple[VideoRecord, dict[str, tuple[torch.Tensor, torch.Tensor]]]]:
     """Per video, each stream's (scores [N, C], boundaries [N, 2] / [N, C, 2]): the model half of
     inference, yielded video by video so that a large test set never sits in memory whole."""
     # the bar closes (ends its line) before an error propagates, so the error stands on a line of its own
@@ -172,7 +143,7 @@ def predict_streams(
 
 
 def video_detections(
-    video: InferenceVideo,
+    video: VideoRecord,
     predictions: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
     infer_cfg,
     classes: Sequence[str],
@@ -195,7 +166,7 @@ def video_detections(
             raise UserError(f"video-level scores (infer.video_scores) have no entry for video {video.id!r}")
         level = torch.as_tensor(np.asarray(video_scores[video.id]), dtype=scores.dtype, device=scores.device)
     proposals = torch.as_tensor(np.asarray(video.proposals, dtype=np.float64)[:, :2], device=scores.device)
-    segs, kept, labels = postprocess(scores, bounds, proposals, _video_duration(video), infer_cfg, level)
+    segs, kept, labels = postprocess(scores, bounds, proposals, _duration(video), infer_cfg, level)
     return [{"label": classes[c], "score": float(x), "segment": [float(a), float(b)]}
             for (a, b), x, c in zip(segs, kept, labels)]
 
@@ -207,7 +178,7 @@ def results_json(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def detect(
     models: Mapping[str, nn.Module],
-    dataset: Iterable[InferenceVideo],
+    dataset: Iterable[VideoRecord],
     coder,
     infer_cfg,
     classes: Sequence[str],

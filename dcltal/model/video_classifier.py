@@ -1,4 +1,5 @@
-"""The built-in video-level classifier: which actions a video contains (multi-label).
+"""The built-in video-level classifier: which actions a video contains (multi-label); trained by
+engine/detection/video_classifier.py.
 
 The paper multiplies in UntrimmedNet's video-level class scores (§4, "as a common practice").
 This is a cheap stand-in trained on the same snippet features, one per stream: a snippet-level
@@ -15,15 +16,8 @@ positive each learnt to say no, 3% top-1 on the zoo's ActivityNet-like setting a
 """
 from __future__ import annotations
 
-from typing import Sequence
-
-import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
-
-from dcltal.data.features import inverse_channel_rms
-from dcltal.engine.fusion import fuse_streams
 
 
 class VideoClassifier(nn.Module):
@@ -69,81 +63,3 @@ class VideoClassifier(nn.Module):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(-1) if bool(self.exclusive) else torch.sigmoid(logits)
-
-
-def _targets(labels: Sequence[np.ndarray], num_classes: int) -> torch.Tensor:
-    targets = torch.zeros(len(labels), num_classes)  # [V, C] multi-hot
-    for v, lab in enumerate(labels):
-        targets[v, torch.as_tensor(np.asarray(lab, dtype=np.int64))] = 1.0
-    return targets
-
-
-def _subsample(x: torch.Tensor, limit: int, generator: torch.Generator) -> torch.Tensor:
-    """At most ``limit`` snippets of ``x`` [T, D], drawn without replacement, kept in time order."""
-    if x.shape[0] <= limit:
-        return x
-    keep = torch.randperm(x.shape[0], generator=generator)[:limit].sort().values
-    return x[keep.to(x.device)]
-
-
-def train_video_classifier(
-    features: Sequence[dict[str, np.ndarray]],
-    labels: Sequence[np.ndarray],
-    num_classes: int,
-    *,
-    epochs: int = 40,
-    lr: float = 1e-2,
-    batch_videos: int = 16,
-    max_snippets: int = 512,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-) -> dict[str, dict[str, torch.Tensor]]:
-    """Train one classifier per stream on the training videos and return ``{stream: state_dict}``
-    (CPU tensors), the checkpoint's ``video_classifier`` entry.
-
-    features: one ``{stream: [T, D] array}`` a video; labels: each video's ground-truth class indices
-    (annotation indices 0..C-1, repeats allowed). Adam, full passes over shuffled videos; cheap (a few
-    seconds on the synthetic benchmark, about a minute per stream at THUMOS14 scale on a CPU).
-    """
-    targets = _targets(labels, num_classes).to(device)  # [V, C]
-    states = {}
-    for stream in features[0]:
-        torch.manual_seed(seed)
-        data = [torch.as_tensor(f[stream], dtype=torch.float32, device=device) for f in features]
-        model = VideoClassifier(data[0].shape[1], num_classes).to(device)
-        model.input_scale.copy_(torch.from_numpy(inverse_channel_rms(f[stream] for f in features)))
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
-        generator = torch.Generator().manual_seed(seed)
-        model.train()
-        for _ in tqdm(range(epochs), desc=f"video classifier ({stream})", disable=not progress, leave=False):
-            order = torch.randperm(len(data), generator=generator).tolist()
-            for i in range(0, len(order), batch_videos):
-                batch = order[i : i + batch_videos]
-                parts = [_subsample(data[v], max_snippets, generator) for v in batch]
-                logits = model(torch.cat(parts), [p.shape[0] for p in parts])  # [B, C]
-                loss = model.loss(logits, targets[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-        states[stream] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return states
-
-
-def load_video_classifiers(
-    states: dict[str, dict[str, torch.Tensor]], device: str | torch.device = "cpu"
-) -> dict[str, VideoClassifier]:
-    return {s: VideoClassifier.from_state_dict(sd).to(device).eval() for s, sd in states.items()}
-
-
-@torch.no_grad()
-def video_level_scores(
-    classifiers: dict[str, VideoClassifier], features: dict[str, np.ndarray | torch.Tensor], weights: dict[str, float]
-) -> np.ndarray:
-    """[C] the video's class probabilities: each stream's (softmax, or sigmoid for a classifier of
-    the old kind), averaged with the stream weights (RGB:Flow 5:6 by default)."""
-    probs = {}
-    for stream, model in classifiers.items():
-        x = torch.as_tensor(features[stream], dtype=torch.float32, device=next(model.parameters()).device)
-        probs[stream] = model.probabilities(model(x)).cpu()
-    return fuse_streams(probs, weights).numpy().astype(np.float64)

@@ -1,6 +1,6 @@
 """How hard is a synthetic benchmark? Its statistics and linear probes, as docs/synthetic.md reports them.
 
-``python -m dcltal.data.synth.probe OUT_DIR`` reads a ``dcltal synth`` output and prints
+``python -m dcltal.eval.synth_probe OUT_DIR`` reads a ``dcltal synth`` output and prints
 (1) instance and proposal statistics, (2) the accuracy of a ridge classifier of ground-truth
 instances on features mean-pooled over the whole instance, its take-off or its run-up, and
 (3) the mAP of a "ridge detector" (class from the pooled proposal, tIoU regressed from the

@@ -6,11 +6,9 @@ statistics and, where ``dcltal train`` fitted one, the built-in video-level clas
 """
 from __future__ import annotations
 
-import functools
 import os
-from dataclasses import dataclass, fields
-from types import SimpleNamespace
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import fields
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,74 +18,11 @@ from dcltal.data.grid import TimeGrid
 from dcltal.data.proposals import repair_proposals
 from dcltal.engine.checkpoint import load_checkpoint
 from dcltal.engine.device import resolve_device
-from dcltal.engine.inference import InferenceVideo, SplitDetector, detect
-from dcltal.engine.video_classifier import load_video_classifiers, video_level_scores
+from dcltal.data.videos import VideoRecord, load_videos
+from dcltal.engine.detection.inference import detect
+from dcltal.engine.detection.video_classifier import load_video_classifiers, video_level_scores
 from dcltal.errors import RepairLog, UserError
-
-@dataclass
-class InferenceRecord:  # one video as inference reads it (see InferenceVideo)
-    id: str
-    grid: TimeGrid
-    duration: float | None
-    features: Mapping[str, np.ndarray]
-    proposals: np.ndarray
-
-
-class StoredVideo:
-    """A video whose features are read from the store when used, so a test set never sits in
-    memory whole; the last few videos stay cached (inference reads each stream in turn)."""
-
-    def __init__(self, id: str, grid: TimeGrid, duration: float, proposals: np.ndarray, load):
-        self.id, self.grid, self.duration, self.proposals, self._load = id, grid, duration, proposals, load
-
-    @property
-    def features(self) -> dict[str, np.ndarray]:
-        return self._load(self.id)
-
-
-def inference_videos(cfg: Config, subset: str | None, classes: list[str] | None = None,
-                     repairs: RepairLog | None = None,
-                     shard: Callable[[list[str]], list[str]] | None = None) -> list[StoredVideo]:
-    """The videos to detect in: those of ``subset`` in ``data.annotations``, or, with
-    ``data.annotations`` null, every video in ``data.features`` (durations from the feature
-    length, CONTRACT §3); of those, ``shard(ids)`` where given (a process's share under torchrun).
-    With ``classes``, the annotations must name the same classes. The features' repairs (streams
-    cut to the shorter) are counted in ``repairs`` as the videos are read, where given, else
-    reported video by video."""
-    from dcltal.data.annotations import load_annotations
-    from dcltal.data.features import FeatureStore
-    from dcltal.data.proposals import load_proposals
-
-    data = cfg.data
-    if data.features is None:
-        raise UserError("config key data.features is not set; point it at the feature directory")
-    if data.proposals is None:
-        raise UserError("config key data.proposals is not set; inference needs proposals "
-                        "(BSN CSV directory, ActivityNet proposal JSON or SSN list; or run dcltal propose)")
-    store = FeatureStore.from_config(data, cache=data.feature_cache, repairs=repairs)
-    load = functools.lru_cache(maxsize=16)(store.load)
-    if data.annotations is not None:
-        annotations = load_annotations(data.annotations, data.classes)
-        if classes is not None and list(annotations.classes) != list(classes):
-            raise UserError(f"the classes of {data.annotations} differ from the checkpoint's "
-                            f"({len(annotations.classes)} vs {len(classes)}); use the annotations it was trained on")
-        videos = {v.id: (v.fps, v.duration) for v in annotations.in_subset(subset or data.test_subset)}
-    else:
-        if subset is not None:
-            raise UserError(f"subset {subset!r} asked for, but data.annotations is null (every video of "
-                            f"{data.features} is run); drop --subset, or set data.annotations")
-        videos = {vid: (None, None) for vid in store.video_ids()}
-        if not videos:
-            raise UserError(f"no feature files in {data.features} (check data.features)")
-    if shard is not None:
-        videos = {vid: videos[vid] for vid in shard(list(videos))}
-    grids = {vid: TimeGrid(fps or data.fps, data.feature_stride, data.feature_window) for vid, (fps, _) in videos.items()}
-    durations = {vid: d if d is not None else grids[vid].duration(next(iter(load(vid).values())).shape[0])
-                 for vid, (_, d) in videos.items()}
-    proposals = load_proposals(data.proposals, {vid: SimpleNamespace(duration=durations[vid], fps=grids[vid].fps)
-                                                for vid in videos}, data.fps)
-    return [StoredVideo(vid, grids[vid], durations[vid], proposals[vid], load) for vid in videos]
-
+from dcltal.model.split_detector import SplitDetector
 
 class Predictor:
     def __init__(self, cfg: Config, classes: list[str], models: dict[str, torch.nn.Module], coder,
@@ -154,7 +89,7 @@ class Predictor:
                             "set infer.video_scores=null or name a scores file")
         return video_level_scores(self.video_classifiers, features, weights)
 
-    def video_scores(self, videos: Iterable[InferenceVideo], infer_cfg) -> dict[str, np.ndarray] | None:
+    def video_scores(self, videos: Iterable[VideoRecord], infer_cfg) -> dict[str, np.ndarray] | None:
         """{video: [C]} per ``infer.video_scores``: builtin, null (none) or an external file."""
         source = infer_cfg.video_scores
         if source is None:
@@ -167,7 +102,7 @@ class Predictor:
         return load_video_scores(source, [v.id for v in videos], self.classes, infer_cfg.video_score_classes)
 
     # -- detection ----------------------------------------------------------------------------
-    def detect(self, videos: Iterable[InferenceVideo], cfg: Config | None = None, progress: bool = False) -> dict:
+    def detect(self, videos: Iterable[VideoRecord], cfg: Config | None = None, progress: bool = False) -> dict:
         """The ActivityNet results JSON object for ``videos``, with ``cfg.infer`` (default: the
         checkpoint's) choosing fusion, video-level scores and NMS."""
         cfg = cfg or self.cfg
@@ -217,7 +152,7 @@ class Predictor:
         span = duration if duration is not None else grid.duration(next(iter(features.values())).shape[0])
         proposals = repair_proposals(proposals.copy(), span, "video", log)
         log.report("predict() proposals")
-        video = InferenceRecord("video", grid, duration, features, proposals)
+        video = VideoRecord("video", grid, span, features, proposals)
         if video_level is None and infer_cfg.video_scores is not None:
             if infer_cfg.video_scores != "builtin":
                 raise UserError("predict() reads no video-level scores file (it has no video id); pass "
@@ -245,7 +180,7 @@ class Predictor:
             repairs = RepairLog()
             cfg = with_overrides(self.cfg, "data", {"features": str(videos), "proposals": str(proposals),
                                                    "annotations": None, "fps": fps or self.cfg.data.fps})
-            stored = inference_videos(cfg, None, repairs=repairs)
+            stored = load_videos(cfg.data, None, avoid=False, repairs=repairs)
             items = ((v.id, v.features, v.proposals, v.duration, v.grid.fps) for v in stored)
         elif proposals is not None:
             raise UserError("predict_many(): proposals=PATH goes with a feature directory; in a list, give "
