@@ -99,7 +99,8 @@ class TrainConfig:
 
 @dataclass
 class InferConfig:
-    stream_weights: dict[str, float] = field(default_factory=lambda: {"rgb": 5.0, "flow": 6.0})
+    # held_out: chosen by validation on the held-out training videos (docs/inference.md); or fixed, e.g. the paper's {rgb: 5, flow: 6}
+    stream_weights: dict[str, float] | str = "held_out"
     video_scores: str | None = "builtin"  # builtin | null | a uNet_test.npy or JSON {video: {label: score}}
     video_score_classes: str | None = None  # for a uNet_test.npy: class -> UCF101 id map (CSV class_name,ucf101_id or classInd.txt); null: THUMOS14's ids
     video_top_k: int = 2
@@ -300,7 +301,11 @@ def _validate(cfg: Config) -> None:
             raise UserError(f"config key {key}: {value!r} must be {what}")
     if not cfg.eval.tiou or not all(0 < t <= 1 for t in cfg.eval.tiou):
         raise UserError(f"config key eval.tiou: thresholds must be in (0, 1], got {cfg.eval.tiou}")
-    for name, weight in cfg.infer.stream_weights.items():
+    weights = cfg.infer.stream_weights
+    if isinstance(weights, str) and weights != "held_out":
+        raise UserError(f"config key infer.stream_weights: {weights!r} is neither held_out nor a mapping "
+                        "stream -> weight, e.g. {rgb: 5, flow: 6}")
+    for name, weight in ({} if isinstance(weights, str) else weights).items():
         if weight < 0:
             raise UserError(f"config key infer.stream_weights.{name}: {weight!r} must be at least 0")
     for name, cols in cfg.data.streams.items():

@@ -31,6 +31,7 @@ def test_int_is_accepted_where_a_float_is_expected():
         ("data.streams.rgb=[5,1]", "data.streams.rgb"),
         ("train.epochs", "expected KEY=VALUE"),
         ("train.threads=-1", "train.threads"),
+        ("infer.stream_weights=heldout", "infer.stream_weights: 'heldout' is neither held_out"),
     ],
 )
 def test_mistakes_name_the_key(override, fragment):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from dcltal.engine.detection.fusion import fuse_streams, fuse_video_scores
+from dcltal.engine.detection.fusion import (HELD_OUT, choose_weights, fuse_streams, fuse_video_scores, resolve_weights,
+                                          weight_candidates)
 from dcltal.errors import UserError
 
 
@@ -38,3 +39,34 @@ def test_fuse_video_scores_keeps_top_classes(top_k):
     kept = set(ranked[: top_k]) if top_k else set(range(5))
     want = [[scores[i, c] * video[c] if c in kept else 0.0 for c in range(5)] for i in range(4)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_weight_candidates_cover_the_shares_most_balanced_first():
+    cands = weight_candidates(["rgb", "flow"])
+    assert sorted(round(c["rgb"], 6) for c in cands) == [i / 10 for i in range(11)]
+    assert all(abs(c["rgb"] + c["flow"] - 1) < 1e-9 for c in cands)
+    assert cands[0] == {"rgb": 0.5, "flow": 0.5}
+    three = weight_candidates(["a", "b", "c"])
+    assert three[0] == {"a": 1.0, "b": 1.0, "c": 1.0} and {"a": 0.0, "b": 1.0, "c": 0.0} in three
+    assert weight_candidates(["rgb"]) == [{"rgb": 1.0}]
+
+
+def test_choose_weights_takes_the_best_score_and_the_balanced_one_of_equals():
+    chosen, score = choose_weights(["rgb", "flow"], lambda w: -abs(w["rgb"] - 0.8))
+    assert chosen == {"rgb": 0.8, "flow": pytest.approx(0.2)} and score == pytest.approx(0)
+    flat, _ = choose_weights(["rgb", "flow"], lambda w: 1.0)
+    assert flat == {"rgb": 0.5, "flow": 0.5}
+
+
+def test_resolve_weights_fixed_held_out_and_the_fallback(caplog):
+    assert resolve_weights({"rgb": 5, "flow": 6}, {"rgb": 1.0, "flow": 0.0}, ["rgb", "flow"], "a.pt") == {"rgb": 5, "flow": 6}
+    assert resolve_weights(HELD_OUT, {"rgb": 0.7, "flow": 0.3}, ["rgb", "flow"], "a.pt") == {"rgb": 0.7, "flow": 0.3}
+    with caplog.at_level("WARNING"):
+        assert resolve_weights(HELD_OUT, None, ["rgb", "flow"], "old.pt") == {"rgb": 1.0, "flow": 1.0}
+        resolve_weights(HELD_OUT, None, ["rgb", "flow"], "old.pt")
+    assert sum("old.pt" in r.getMessage() for r in caplog.records) == 1  # once a checkpoint
+
+
+def test_fuse_streams_refuses_unresolved_held_out():
+    with pytest.raises(UserError, match="held_out"):
+        fuse_streams({"rgb": torch.ones(2)}, HELD_OUT)

@@ -68,6 +68,8 @@ class Record:
     proposals: np.ndarray
 
 
+PAPER = {"rgb": 5.0, "flow": 6.0}  # fixed weights (the default, held_out, needs a trained checkpoint)
+
 def _videos(n=4, seed=0):
     rng = np.random.default_rng(seed)
     videos = []
@@ -152,7 +154,7 @@ def _assert_same(got, want):
 def test_detect_matches_slow_reference(order, class_specific, with_video_scores):
     videos = _videos()
     models = {"rgb": MeanDetector(1, class_specific), "flow": MeanDetector(2, class_specific)}
-    cfg = InferConfig(order=order, top_k=40, max_detections=12, nms_iou=0.35, video_top_k=2)
+    cfg = InferConfig(stream_weights=PAPER, order=order, top_k=40, max_detections=12, nms_iou=0.35, video_top_k=2)
     rng = np.random.default_rng(3)
     vscores = {v.id: rng.uniform(size=C) for v in videos} if with_video_scores else None
     res = detect(models, videos, ShiftCoder(), cfg, CLASSES, vscores, videos_per_batch=3)
@@ -178,8 +180,8 @@ def test_split_detector_takes_classification_from_one_model():
 def test_soft_nms_keeps_more_and_stays_sorted():
     videos = _videos(2)
     models = {"rgb": MeanDetector(1), "flow": MeanDetector(2)}
-    hard = detect(models, videos, ShiftCoder(), InferConfig(top_k=60, max_detections=60), CLASSES)
-    soft = detect(models, videos, ShiftCoder(), InferConfig(nms="soft", top_k=60, max_detections=60), CLASSES)
+    hard = detect(models, videos, ShiftCoder(), InferConfig(stream_weights=PAPER, top_k=60, max_detections=60), CLASSES)
+    soft = detect(models, videos, ShiftCoder(), InferConfig(stream_weights=PAPER, nms="soft", top_k=60, max_detections=60), CLASSES)
     for v in videos:
         s = [d["score"] for d in soft["results"][v.id]]
         assert s == sorted(s, reverse=True)
@@ -193,5 +195,5 @@ def test_detect_restores_training_mode_and_handles_no_proposals():
     videos[1].proposals = np.zeros((0, 3))
     models = {"rgb": MeanDetector(1), "flow": MeanDetector(2)}
     models["rgb"].train()
-    res = detect(models, videos, ShiftCoder(), InferConfig(), CLASSES)
+    res = detect(models, videos, ShiftCoder(), InferConfig(stream_weights=PAPER), CLASSES)
     assert models["rgb"].training and res["results"]["v1"] == []

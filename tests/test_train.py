@@ -16,7 +16,7 @@ from dcltal.engine.detection.predictor import Predictor
 from dcltal.engine.schedule import epoch_seed, lr_at
 from dcltal.engine.trainer import train
 from dcltal.errors import UserError
-from dcltal.engine.detection.video_classifier import train_video_classifier
+from dcltal.engine.detection.video_classifier import stream_probabilities, train_video_classifier
 from train_data import tiny_benchmark, tiny_config
 
 
@@ -126,10 +126,16 @@ def test_validation_multiplies_in_the_builtin_video_scores(bench):
     stored = load_checkpoint(work / "checkpoints" / "last.pt")["video_classifier"]
     assert all(torch.equal(own[s][k], stored[s][k]) for s in own for k in own[s])
     predictor = Predictor.from_checkpoint(work / "checkpoints" / "last.pt")
-    val, level = task.val, predictor.video_scores(task.val, cfg.infer)
+    probs = {v.id: stream_probabilities(predictor.video_classifiers, v.features) for v in task.val}
     fused = [r for r in _rows(work) if r["stream"] == "fused"][-1]
     assert float(fused["val_mAP"]) == pytest.approx(
-        validate_detectors(predictor.models, val, coder, cfg, level)["mAP"], abs=1e-6)
+        validate_detectors(predictor.models, task.val, coder, cfg, probs)["mAP"], abs=1e-6)
+    # infer.stream_weights: held_out (the default): validation's choice is the checkpoint's, and inference's
+    chosen = {s: float(fused[f"val_weight_{s}"]) for s in ("rgb", "flow")}
+    assert load_checkpoint(work / "checkpoints" / "last.pt")["stream_weights"] == chosen
+    assert predictor.infer_settings(cfg.infer).stream_weights == chosen
+    fixed = load_config(tiny_config(root, synth, epochs=1), ["infer.stream_weights={rgb: 5, flow: 6}"])
+    assert predictor.infer_settings(fixed.infer).stream_weights == {"rgb": 5.0, "flow": 6.0}
 
 
 def test_proposal_generator_trains_through_the_loop(bench):

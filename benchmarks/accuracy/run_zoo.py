@@ -135,20 +135,21 @@ def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
     predictor = Predictor.from_checkpoint(checkpoint, cfg.train.device)
     test = load_videos(cfg.data, "Test", avoid=False, classes=predictor.classes)
     annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
-    predictions = list(predict_streams(predictor.models, test, predictor.coder, cfg.infer,
+    infer = predictor.infer_settings(cfg.infer)  # held_out: the weights the run's validation chose
+    predictions = list(predict_streams(predictor.models, test, predictor.coder, infer,
                                        extend_ratio=cfg.model.extend_ratio))
     streams = list(predictor.models)
 
     def level(names: list[str]) -> dict | None:
         """Video-level scores; for one stream, from that stream's built-in classifier alone."""
-        if len(names) == len(streams) or cfg.infer.video_scores != "builtin":
-            return predictor.video_scores(test, cfg.infer)
+        if len(names) == len(streams) or infer.video_scores != "builtin":
+            return predictor.video_scores(test, infer)
         classifiers = {s: predictor.video_classifiers[s] for s in names}
-        return {v.id: video_level_scores(classifiers, v.features, cfg.infer.stream_weights) for v in test}
+        return {v.id: video_level_scores(classifiers, v.features, infer.stream_weights) for v in test}
 
     def row(names: list[str], video_scores: bool) -> dict:
         scores = level(names) if video_scores else None
-        results = results_json({v.id: video_detections(v, {s: p[s] for s in names}, cfg.infer, predictor.classes, scores)
+        results = results_json({v.id: video_detections(v, {s: p[s] for s in names}, infer, predictor.classes, scores)
                                 for v, p in predictions})
         try:
             m = evaluate_results(annotations, results, "Test", cfg.eval.tiou, cfg.eval.protocol)
@@ -158,6 +159,7 @@ def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
         return {"avg_mAP": round(100 * m["average_mAP"], 2), "mAP@0.5": round(100 * m["mAP"][at], 2)}
 
     rows = {"fused": row(streams, True)}
+    rows["fused"]["stream_weights"] = infer.stream_weights
     if with_streams:
         rows.update({s: row([s], True) for s in streams})
         rows["no_video_scores"] = row(streams, False)

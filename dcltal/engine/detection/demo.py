@@ -186,36 +186,37 @@ def run_demo(out: Path, size_name: str = "full", proposals: str = "benchmark", p
     test = load_videos(cfg.data, cfg.data.test_subset, avoid=False, classes=predictor.classes)
     annotations = load_annotations(cfg.data.annotations, cfg.data.classes)
     recall = evaluate_proposals(annotations, {v.id: v.proposals for v in test}, cfg.data.test_subset)
-    level = predictor.video_scores(test, cfg.infer)
+    infer = predictor.infer_settings(cfg.infer)  # held_out: the weights training chose
+    level = predictor.video_scores(test, infer)
     ev = cfg.eval
 
     def evaluate(results):
         return evaluate_results(annotations, results, cfg.data.test_subset, ev.tiou, ev.protocol)
 
     method = "ours: D-Net + A-Net" if cfg.model.variant == "dnet" else f"variant {cfg.model.variant}"
-    predictions = list(predict_streams(predictor.models, test, predictor.coder, cfg.infer,
+    predictions = list(predict_streams(predictor.models, test, predictor.coder, infer,
                                        extend_ratio=cfg.model.extend_ratio, progress=progress))
 
-    def rows_for(streams, scores, infer=cfg.infer):  # fusion and NMS of the stored stream predictions
-        return results_json({v.id: video_detections(v, {s: p[s] for s in streams}, infer, predictor.classes, scores)
+    def rows_for(streams, scores, settings=infer):  # fusion and NMS of the stored stream predictions
+        return results_json({v.id: video_detections(v, {s: p[s] for s in streams}, settings, predictor.classes, scores)
                              for v, p in predictions})
 
-    with_level = f"video-level scores: built-in classifier, top {cfg.infer.video_top_k} classes"
-    streams, weights = list(cfg.data.streams), cfg.infer.stream_weights
+    with_level = f"video-level scores: built-in classifier, top {infer.video_top_k} classes"
+    streams, weights = list(cfg.data.streams), infer.stream_weights
     fused_label = stream_label(streams, weights)
     rows = [ReportRow(method, stream_label([s]), evaluate(rows_for([s], level)), with_level) for s in streams]
     fused_results = rows_for(streams, level)
     fused = ReportRow(method, fused_label, evaluate(fused_results), with_level)
     rows.append(fused)
     rows.append(ReportRow(method, fused_label, evaluate(rows_for(streams, None)), "no video-level scores"))
-    table6 = dataclasses.replace(cfg.infer, proposal_score="multiply")
+    table6 = dataclasses.replace(infer, proposal_score="multiply")
     rows.append(ReportRow(method, fused_label, evaluate(rows_for(streams, level, table6)),
                           with_level + "; times each proposal's own score (infer.proposal_score=multiply, "
                           "the paper's Table 6 setting)"))
     baseline = ReportRow("baseline: " + BASELINE, stream_label(streams),
-                         evaluate(baseline_results(test, level, predictor.classes, cfg.infer.max_detections)),
+                         evaluate(baseline_results(test, level, predictor.classes, infer.max_detections)),
                          "class from the built-in video-level classifier")
-    plain = results_json({v.id: video_detections(v, {s: proposal_only(v, *p[s]) for s in p}, cfg.infer,
+    plain = results_json({v.id: video_detections(v, {s: proposal_only(v, *p[s]) for s in p}, infer,
                                                   predictor.classes, level) for v, p in predictions})
     pipeline = ReportRow("baseline: " + PIPELINE_BASELINE, stream_label(streams), evaluate(plain),
                          "the inference above with the detector's scores and regression taken out")
@@ -249,11 +250,11 @@ def run_demo(out: Path, size_name: str = "full", proposals: str = "benchmark", p
             "training": (f"{cfg.train.epochs} epochs, {cfg.train.optimizer} lr {cfg.train.lr:g} "
                          f"({describe_schedule(cfg.train)}), {cfg.train.videos_per_batch} videos a step, "
                          f"seed {cfg.train.seed}, checkpoint {checkpoint}"),
-            "inference": (f"fusion RGB:Flow = {cfg.infer.stream_weights.get('rgb', 0):g}:"
-                          f"{cfg.infer.stream_weights.get('flow', 0):g} (scores and boundaries), video-level scores "
-                          f"{cfg.infer.video_scores} (top {cfg.infer.video_top_k} classes), top {cfg.infer.top_k} pairs, "
-                          f"{cfg.infer.nms} NMS at {cfg.infer.nms_iou:g}, order {cfg.infer.order}, "
-                          f"at most {cfg.infer.max_detections} detections a video"),
+            "inference": (f"fusion RGB:Flow = {infer.stream_weights.get('rgb', 0):g}:"
+                          f"{infer.stream_weights.get('flow', 0):g} (scores and boundaries), video-level scores "
+                          f"{infer.video_scores} (top {infer.video_top_k} classes), top {infer.top_k} pairs, "
+                          f"{infer.nms} NMS at {infer.nms_iou:g}, order {infer.order}, "
+                          f"at most {infer.max_detections} detections a video"),
             "evaluation": f"{ev.protocol} protocol, tIoU {', '.join(f'{t:g}' for t in ev.tiou)}, subset {cfg.data.test_subset}",
             "device": f"{device} ({platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)",
             "wall time": f"{wall:.0f} s for the whole demo ({cpu:.0f} s CPU time of the process, all threads)",

@@ -7,6 +7,12 @@ both, per proposal and class. Video-level class scores (UntrimmedNet's in the pa
 practice" of P-GCN and its successors) are multiplied in, keeping only the video's top classes,
 as SSN/P-GCN's THUMOS14 evaluation keeps the top 2.
 
+The weights are either fixed (``infer.stream_weights: {rgb: 5, flow: 6}``, the paper's) or
+``held_out``: validation during training scores each of :func:`weight_candidates` on the held-out
+training videos and the checkpoint keeps the best (docs/inference.md). Across the accuracy zoo
+(docs/benchmarks.md) a stream that carries little class evidence pulled the fixed 5:6 below the
+better stream alone in six of seven settings; weights chosen on held-out videos avoid that.
+
 Optionally each proposal's own score (its generator's confidence) is multiplied in as well: the
 paper's Table 6 "combine[s] proposals with the scores of BMN" on ActivityNet, as TCANet does, and
 gives no formula; dcltal multiplies, as BMN and BSN make their own detections (proposal score times
@@ -14,15 +20,59 @@ class score). Off by default (``infer.proposal_score: none``).
 """
 from __future__ import annotations
 
+import logging
+from typing import Callable, Mapping, Sequence
+
 import torch
 
 from dcltal.errors import UserError
+
+HELD_OUT = "held_out"  # infer.stream_weights: the weights validation chose on the held-out videos
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # checkpoints already warned about (a predict() a video must not repeat it)
+
+
+def weight_candidates(streams: Sequence[str]) -> list[dict[str, float]]:
+    """The stream weights ``held_out`` validation tries: for two streams the first one's share
+    from 0 to 1 in steps of 0.1; for more, equal weights and each stream alone. The most balanced
+    come first, so a tie keeps the more balanced fusion."""
+    streams = list(streams)
+    if len(streams) == 2:
+        shares = sorted((i / 10 for i in range(11)), key=lambda w: abs(w - 0.5))
+        return [{streams[0]: w, streams[1]: round(1 - w, 10)} for w in shares]
+    return [{s: 1.0 for s in streams}] + ([{s: float(s == t) for s in streams} for t in streams] if len(streams) > 1 else [])
+
+
+def choose_weights(streams: Sequence[str], score: Callable[[dict[str, float]], float]) -> tuple[dict[str, float], float]:
+    """The candidate weights (:func:`weight_candidates`) of the highest ``score``, and that score."""
+    scored = [(score(w), w) for w in weight_candidates(streams)]
+    best = max(range(len(scored)), key=lambda i: scored[i][0])  # the first of equals: the most balanced
+    return scored[best][1], scored[best][0]
+
+
+def resolve_weights(setting, chosen: Mapping[str, float] | None, streams: Sequence[str], source: str) -> dict[str, float]:
+    """``infer.stream_weights`` as fusion takes them: a mapping as it is; ``held_out``: ``chosen``
+    (what training's validation chose, stored in checkpoint ``source``), else equal weights with a
+    warning (trained without held-out videos, or by a dcltal before ``held_out``)."""
+    if not isinstance(setting, str):
+        return dict(setting)
+    if chosen:
+        return dict(chosen)
+    if len(streams) > 1 and source not in _warned:
+        _warned.add(source)
+        log.warning("infer.stream_weights is held_out, but checkpoint %s holds no weights chosen on held-out "
+                    "videos (train.val_fraction 0, or an older checkpoint): fusing the streams with equal weights; "
+                    "set infer.stream_weights, e.g. --set 'infer.stream_weights={rgb: 5, flow: 6}'", source)
+    return {s: 1.0 for s in streams}
 
 
 def fuse_streams(values: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
     """Weighted average over streams of same-shaped tensors (scores [N, C] or boundaries
     [N, 2] / [N, C, 2]), with the weights of the streams present renormalised to sum to 1, so a
     single stream passes through unchanged."""
+    if isinstance(weights, str):  # held_out reaches fusion only through a checkpoint (resolve_weights)
+        raise UserError(f"infer.stream_weights: {weights} names weights a trained checkpoint holds; "
+                        "detect through dcltal infer / dcltal.load(CKPT), or give the weights, e.g. {rgb: 5, flow: 6}")
     missing = [s for s in values if s not in weights]
     if missing:
         raise UserError(

@@ -7,7 +7,7 @@ statistics and, where ``dcltal train`` fitted one, the built-in video-level clas
 from __future__ import annotations
 
 import os
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -20,16 +20,19 @@ from dcltal.engine.checkpoint import load_checkpoint
 from dcltal.engine.device import resolve_device
 from dcltal.data.videos import VideoRecord, load_videos
 from dcltal.engine.detection.inference import detect
+from dcltal.engine.detection.fusion import resolve_weights
 from dcltal.engine.detection.video_classifier import load_video_classifiers, video_level_scores
 from dcltal.errors import RepairLog, UserError
 from dcltal.model.split_detector import SplitDetector
 
 class Predictor:
     def __init__(self, cfg: Config, classes: list[str], models: dict[str, torch.nn.Module], coder,
-                 video_classifiers: dict | None = None, source: str = "checkpoint"):
+                 video_classifiers: dict | None = None, source: str = "checkpoint",
+                 held_out_weights: dict[str, float] | None = None):
         self.cfg, self.classes, self.models, self.coder = cfg, classes, models, coder
         self.video_classifiers = video_classifiers
         self.source = source
+        self.held_out_weights = held_out_weights  # chosen by training's validation (infer.stream_weights: held_out)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "auto") -> "Predictor":
@@ -57,7 +60,8 @@ class Predictor:
             models[stream] = model.to(dev).eval()
         coder = SegmentCoder(**ckpt["coder"])
         vc = ckpt.get("video_classifier")
-        return cls(cfg, list(ckpt["classes"]), models, coder, load_video_classifiers(vc, dev) if vc else None, str(path))
+        return cls(cfg, list(ckpt["classes"]), models, coder, load_video_classifiers(vc, dev) if vc else None, str(path),
+                   ckpt.get("stream_weights"))
 
     def check_streams(self, streams: Mapping[str, Sequence[int]]) -> None:
         """A UserError unless ``data.streams`` (stream -> [first column, end column]) names each of this
@@ -80,7 +84,14 @@ class Predictor:
             raise UserError(f"checkpoints {self.source} and {other.source} differ in classes or streams; "
                             "--cls-from and --loc-from need two models of the same data")
         models = {s: SplitDetector(m, other.models[s]) for s, m in self.models.items()}
-        return Predictor(self.cfg, self.classes, models, other.coder, self.video_classifiers, self.source)
+        return Predictor(self.cfg, self.classes, models, other.coder, self.video_classifiers, self.source,
+                         self.held_out_weights)
+
+    def infer_settings(self, infer_cfg):
+        """``infer_cfg`` with concrete ``stream_weights``: ``held_out`` becomes the weights this
+        checkpoint's validation chose (fusion.resolve_weights)."""
+        weights = resolve_weights(infer_cfg.stream_weights, self.held_out_weights, list(self.models), self.source)
+        return replace(infer_cfg, stream_weights=weights)
 
     # -- video-level scores -------------------------------------------------------------------
     def builtin_video_scores(self, features: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
@@ -94,6 +105,7 @@ class Predictor:
         source = infer_cfg.video_scores
         if source is None:
             return None
+        infer_cfg = self.infer_settings(infer_cfg)
         videos = list(videos)
         if source == "builtin":
             return {v.id: self.builtin_video_scores(v.features, infer_cfg.stream_weights) for v in videos}
@@ -105,9 +117,9 @@ class Predictor:
     def detect(self, videos: Iterable[VideoRecord], cfg: Config | None = None, progress: bool = False) -> dict:
         """The ActivityNet results JSON object for ``videos``, with ``cfg.infer`` (default: the
         checkpoint's) choosing fusion, video-level scores and NMS."""
-        cfg = cfg or self.cfg
+        infer_cfg = self.infer_settings((cfg or self.cfg).infer)
         videos = list(videos)
-        return detect(self.models, videos, self.coder, cfg.infer, self.classes, self.video_scores(videos, cfg.infer),
+        return detect(self.models, videos, self.coder, infer_cfg, self.classes, self.video_scores(videos, infer_cfg),
                       extend_ratio=self.cfg.model.extend_ratio, progress=progress)
 
     def infer_config(self, overrides: Mapping[str, Any]):
@@ -146,7 +158,7 @@ class Predictor:
         if proposals.ndim != 2 or proposals.shape[1] not in (2, 3):
             raise UserError(f"proposals of shape {proposals.shape}: expected [N, 2] (start, end) seconds")
         grid = TimeGrid(fps or data.fps, data.feature_stride, data.feature_window)
-        infer_cfg = self.infer_config(infer_overrides)
+        infer_cfg = self.infer_settings(self.infer_config(infer_overrides))
         features = {s: np.asarray(features[s], dtype=np.float32) for s in self.models}
         log = RepairLog()  # as the command line repairs proposal files: counted warnings on stderr
         span = duration if duration is not None else grid.duration(next(iter(features.values())).shape[0])

@@ -20,7 +20,9 @@ from dcltal.data.labelling import (FOREGROUND, LabelledProposals, ProposalSample
 from dcltal.data.videos import VideoDataset, split_videos
 from dcltal.engine.checkpoint import cpu_state
 from dcltal.engine.detection.health import ActivityProbe, HealthCheck, LabelCounter, active_shares, completeness_spread
-from dcltal.engine.detection.video_classifier import load_video_classifiers, video_level_scores
+from dcltal.engine.detection.fusion import HELD_OUT, choose_weights
+from dcltal.engine.detection.video_classifier import (fuse_probabilities, load_video_classifiers,
+                                                       stream_probabilities)
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
 from dcltal.ops.segment_coder import SegmentCoder
@@ -53,7 +55,7 @@ class DetectorTask:
         self.sampler = ProposalSampler.from_config(cfg.train)
         self.dim = train[0].features[stream].shape[1]
         self.classes = train.classes
-        self.val_video_scores: dict[str, np.ndarray] | None = None  # video id -> [C], set by the trainer
+        self.val_stream_probs: dict[str, dict] | None = None  # video id -> {stream: [C]}, set by training_run
         self.probe: ActivityProbe | None = None  # the heads' ReLU activity, for the health check
         self.health = HealthCheck()
         self.labels_seen = LabelCounter(len(self.classes) + 1)
@@ -113,32 +115,56 @@ class DetectorTask:
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         """mAP (averaged over ``eval.tiou``) of this stream alone on the held-out videos."""
-        return validate_detectors({self.stream: model}, self.val, self.coder, self.cfg, self.val_video_scores)
+        return validate_detectors({self.stream: model}, self.val, self.coder, self.cfg, self.val_stream_probs)
 
     def checkpoint_entry(self, model: nn.Module) -> dict:
         return {"dim": self.dim, "state_dict": cpu_state(model)}
 
 
 def validate_detectors(models: dict[str, nn.Module], val: VideoDataset, coder: SegmentCoder, cfg,
-                       video_scores: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-    """{"mAP": average over eval.tiou, "mAP@t": ...} of the fused ``models`` on ``val``, with
-    ``video_scores`` (video id -> [C], the built-in classifier's) multiplied in where given, as
-    inference does (without them validation chose a checkpoint 18 points worse on the test split:
-    docs/training.md); {} without videos."""
+                       stream_probs: dict[str, dict] | None = None) -> dict[str, float]:
+    """{"mAP": average over eval.tiou, "mAP@t": ...} of the fused ``models`` on ``val``, with the
+    video-level scores (``stream_probs``: video id -> {stream: [C]}, the built-in classifier's)
+    fused and multiplied in where given, as inference does (without them validation chose a
+    checkpoint 18 points worse on the test split: docs/training.md); {} without videos. With
+    ``infer.stream_weights: held_out`` and several models, each candidate of fusion.weight_candidates
+    is scored and the best one's mAP returned, its weights as ``weight_<stream>``."""
     from dcltal.data.annotations import Annotations, Video
-    from dcltal.engine.detection.inference import detect
+    from dcltal.engine.detection.inference import predict_streams, results_json, video_detections
     from dcltal.eval import evaluate_results
 
     if not len(val) or not any(len(v.segments) for v in val):
         return {}
     infer_cfg = dataclasses.replace(cfg.infer, video_scores=None)
-    results = detect(models, val, coder, infer_cfg, val.classes, video_scores, extend_ratio=cfg.model.extend_ratio,
-                     videos_per_batch=cfg.train.videos_per_batch)
+    predictions = list(predict_streams(models, list(val), coder, infer_cfg, extend_ratio=cfg.model.extend_ratio,
+                                       videos_per_batch=cfg.train.videos_per_batch))
     gt = Annotations({v.id: Video(v.id, "val", v.duration, v.grid.fps, v.segments, v.labels) for v in val}, val.classes)
-    ev = evaluate_results(gt, results, "val", cfg.eval.tiou, cfg.eval.protocol, source="validation detections")
+
+    def evaluate(weights: dict[str, float]) -> dict:
+        fused = dataclasses.replace(infer_cfg, stream_weights=weights)
+        level = None if stream_probs is None else {
+            vid: fuse_probabilities(p, weights if set(p) <= set(weights) else _equal(p)) for vid, p in stream_probs.items()}
+        results = results_json({v.id: video_detections(v, p, fused, val.classes, level) for v, p in predictions})
+        return evaluate_results(gt, results, "val", cfg.eval.tiou, cfg.eval.protocol, source="validation detections")
+
+    chosen = {}
+    if cfg.infer.stream_weights != HELD_OUT:
+        ev = evaluate(cfg.infer.stream_weights)
+    elif len(models) > 1:
+        evaluations = {}
+        chosen, _ = choose_weights(list(models), lambda w: evaluations.setdefault(
+            tuple(w.values()), evaluate(w))["average_mAP"])
+        ev = evaluations[tuple(chosen.values())]
+    else:  # one stream: nothing to weigh; the video-level scores of every stream equally
+        ev = evaluate(_equal(next(iter(stream_probs.values()))) if stream_probs else {s: 1.0 for s in models})
     out = {"mAP": float(ev["average_mAP"])}
     out.update({f"mAP@{t:g}": float(m) for t, m in zip(ev["tiou"], ev["mAP"])})
+    out.update({f"weight_{s}": float(w) for s, w in chosen.items()})
     return out
+
+
+def _equal(streams) -> dict[str, float]:
+    return {s: 1.0 for s in streams}
 
 
 def detector_tasks(cfg, progress: bool = False) -> tuple[dict[str, DetectorTask], VideoDataset, SegmentCoder]:
@@ -168,19 +194,30 @@ def training_run(cfg, work_dir: Path, ctx, resume: bool, progress: bool, video_c
     tasks, videos, coder = detector_tasks(cfg, progress=progress and ctx.is_main)
     first = next(iter(tasks.values()))
     fields = {**checkpoint_fields(cfg, videos.classes), "coder": coder.state(), "video_classifier": None}
-    level = None  # the held-out videos' video-level scores, which validation multiplies in (rank 0 validates)
+    resumed = resumed_checkpoint(work_dir, resume)
+    if resumed and resumed.get("stream_weights"):  # until this run's validation chooses again
+        fields["stream_weights"] = resumed["stream_weights"]
+    level = None  # the held-out videos' video-level probabilities, which validation fuses in (rank 0 validates)
     if ctx.is_main and cfg.infer.video_scores == "builtin":
-        resumed = None if video_classifier else resumed_checkpoint(work_dir, resume)
         states = video_classifier or (resumed.get("video_classifier") if resumed else None)
         if states is None:
             states = _fit_video_classifier(cfg, first.train, ctx.device, progress)
         fields["video_classifier"] = states
         classifiers = load_video_classifiers(states, ctx.device)
-        level = {v.id: video_level_scores(classifiers, v.features, cfg.infer.stream_weights) for v in first.val}
+        level = {v.id: stream_probabilities(classifiers, v.features) for v in first.val}
     for task in tasks.values():
-        task.val_video_scores = level
-    joint = (lambda models: validate_detectors(dict(models), first.val, coder, cfg, level)) if len(tasks) > 1 else None
-    return tasks, Layout("streams", fields, joint)
+        task.val_stream_probs = level
+
+    def joint(models) -> dict[str, float]:
+        """The streams' fused validation; the weights it chose (held_out) go into the checkpoints
+        the trainer writes after it, as ``stream_weights``."""
+        scores = validate_detectors(dict(models), first.val, coder, cfg, level)
+        chosen = {s: scores[f"weight_{s}"] for s in tasks if f"weight_{s}" in scores}
+        if chosen:
+            fields["stream_weights"] = chosen
+        return scores
+
+    return tasks, Layout("streams", fields, joint if len(tasks) > 1 else None)
 
 
 def _fit_video_classifier(cfg, videos: VideoDataset, device, progress: bool) -> dict:

@@ -90,13 +90,24 @@ def load_video_classifiers(
 
 
 @torch.no_grad()
-def video_level_scores(
-    classifiers: dict[str, VideoClassifier], features: dict[str, np.ndarray | torch.Tensor], weights: dict[str, float]
-) -> np.ndarray:
-    """[C] the video's class probabilities: each stream's (softmax, or sigmoid for a classifier of
-    the old kind), averaged with the stream weights (RGB:Flow 5:6 by default)."""
+def stream_probabilities(classifiers: dict[str, VideoClassifier],
+                         features: dict[str, np.ndarray | torch.Tensor]) -> dict[str, torch.Tensor]:
+    """{stream: [C]} each stream's class probabilities for one video (softmax, or sigmoid for a
+    classifier of the old kind)."""
     probs = {}
     for stream, model in classifiers.items():
         x = torch.as_tensor(features[stream], dtype=torch.float32, device=next(model.parameters()).device)
         probs[stream] = model.probabilities(model(x)).cpu()
+    return probs
+
+
+def fuse_probabilities(probs: dict[str, torch.Tensor], weights: dict[str, float]) -> np.ndarray:
+    """[C] the streams' probabilities averaged with the stream weights."""
     return fuse_streams(probs, weights).numpy().astype(np.float64)
+
+
+def video_level_scores(
+    classifiers: dict[str, VideoClassifier], features: dict[str, np.ndarray | torch.Tensor], weights: dict[str, float]
+) -> np.ndarray:
+    """[C] the video's class probabilities: each stream's, averaged with the stream weights."""
+    return fuse_probabilities(stream_probabilities(classifiers, features), weights)

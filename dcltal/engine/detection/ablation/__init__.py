@@ -145,7 +145,8 @@ class SeedEvaluator:
         predictor = self.predictor(recipe.cls_variant)
         if recipe.loc_variant != recipe.cls_variant:
             predictor = predictor.with_localization_from(self.predictor(recipe.loc_variant))
-        infer = dataclasses.replace(cfg.infer, cls_feature=recipe.cls_feature, loc_feature=recipe.loc_feature)
+        infer = predictor.infer_settings(dataclasses.replace(cfg.infer, cls_feature=recipe.cls_feature,
+                                                             loc_feature=recipe.loc_feature))
         predictions = list(predict_streams(predictor.models, self.test, predictor.coder, infer,
                                            extend_ratio=predictor.cfg.model.extend_ratio))
         streams = list(predictor.models)
