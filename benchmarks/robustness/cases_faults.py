@@ -110,7 +110,7 @@ def _register_kills(quick_count: int, full_count: int) -> None:
             def run(ws, kind=kind, i=i):
                 return _train_killed(ws, i) if kind == "train" else _command_killed(ws, kind, i)
             run.__name__ = f"sigkill_{kind}_{i}"
-            case("faults", quick=i < quick_count and kind != "propose")(run)
+            case("faults", quick=i < quick_count and kind == "infer")(run)
 
 
 _register_kills(KILLS_QUICK, KILLS_FULL)
