@@ -7,6 +7,7 @@ Relative paths are kept as given, so they resolve against the current working di
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from typing import Any
 import yaml
 
 from dcltal.errors import UserError
+from dcltal.io import read_text
 
+MAX_THREADS = 1024
 VARIANTS = ("dnet", "baseline", "mlp1", "mlp2", "random", "only_common", "no_common")
 
 
@@ -186,7 +189,9 @@ _RANGES = {
     "model.hidden_dim": _AT_LEAST_1, "model.num_classes": _AT_LEAST_1, "model.cls_hidden": _AT_LEAST_1,
     "model.loc_hidden": _AT_LEAST_1, "model.dropout": _FRACTION, "model.loc_dropout": _FRACTION,
     "model.extend_ratio": (lambda v: v >= 0, "at least 0"),
-    "train.threads": (lambda v: v >= 0, "0 (torch's default) or a positive count"), "train.epochs": _AT_LEAST_1, "train.lr": _POSITIVE, "train.momentum": _FRACTION,
+    # a seed numpy and torch both take; threads: 100000 crashed torch's thread pool (issue 16)
+    "train.seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+    "train.threads": (lambda v: 0 <= v <= MAX_THREADS, f"0 (torch's default) or a count up to {MAX_THREADS}"), "train.epochs": _AT_LEAST_1, "train.lr": _POSITIVE, "train.momentum": _FRACTION,
     "train.weight_decay": (lambda v: v >= 0, "at least 0"), "train.lr_gamma": _POSITIVE,
     "train.warmup_epochs": (lambda v: v >= 0, "at least 0"), "train.clip_grad_norm": (lambda v: v >= 0, "at least 0"),
     "train.ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
@@ -239,6 +244,8 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
         raise UserError(f"config key {key}: expected null")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # NaN passes every range check (each comparison is False)
+                raise UserError(f"config key {key}: {value!r} must be a finite number")
             return float(value)
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -308,6 +315,8 @@ def _validate(cfg: Config) -> None:
     for name, weight in ({} if isinstance(weights, str) else weights).items():
         if weight < 0:
             raise UserError(f"config key infer.stream_weights.{name}: {weight!r} must be at least 0")
+    if not cfg.data.streams:
+        raise UserError("config key data.streams: no streams; give at least one, e.g. {rgb: [0, 1024]}")
     for name, cols in cfg.data.streams.items():
         if len(cols) != 2 or not 0 <= cols[0] < cols[1]:
             raise UserError(f"config key data.streams.{name}: expected [first_column, end_column], got {cols}")
@@ -333,13 +342,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``--set`` key in ``values``. A key inside a mapping the values do not hold yet (a
+    stream's weight) starts from the mapping's default, so ``infer.stream_weights.rgb=2`` keeps flow's."""
+    defaults = Config().to_dict()
     for text in overrides:
         path, value = parse_override(text)
-        node = values
+        node, default = values, defaults
         for i, part in enumerate(path[:-1]):
+            default = default.get(part) if isinstance(default, dict) else None
             child = node.get(part)
             if child is None:
-                child = node[part] = {}
+                child = node[part] = dict(default) if isinstance(default, dict) and i > 0 else {}
             if not isinstance(child, dict):
                 raise UserError(f"--set {text!r}: {'.'.join(path[: i + 1])} is not a section")
             node = child
@@ -365,7 +378,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not p.is_file():
             raise UserError(f"config file not found: {p} (check the path)")
         try:
-            values = yaml.safe_load(p.read_text()) or {}
+            values = yaml.safe_load(read_text(p, "config file")) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""

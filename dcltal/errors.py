@@ -7,8 +7,12 @@ reports each kind once with its count and a first example.
 """
 from __future__ import annotations
 
+import errno
 import sys
 from collections import Counter
+
+# errors of the disk rather than of a path: a write that names no file still gets one line
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 
 
 class UserError(Exception):
@@ -16,12 +20,17 @@ class UserError(Exception):
 
 
 def user_message(error: BaseException) -> str | None:
-    """The one line to print for a user's mistake: a UserError, or an OSError on a path the user
-    gave (cannot be read or written); None for anything else (a bug, a closed pipe)."""
+    """The one line to print for a user's mistake: a UserError, an OSError on a path the user gave
+    (cannot be read or written), or a full disk; None for anything else (a bug, a closed pipe)."""
     if isinstance(error, UserError):
         return str(error)
-    if isinstance(error, OSError) and error.filename is not None:
-        return f"{error.strerror or error}: {error.filename} (check the path)"
+    if not isinstance(error, OSError):
+        return None
+    hint = "free some space, or check the disk" if error.errno in _DISK_ERRORS else "check the path"
+    if error.filename is not None:
+        return f"{error.strerror or error}: {error.filename} ({hint})"
+    if error.errno in _DISK_ERRORS:
+        return f"{error.strerror or error} while writing ({hint})"
     return None
 
 

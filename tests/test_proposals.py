@@ -215,7 +215,7 @@ def test_missing_path(tmp_path):
 
 def test_binary_file_is_not_a_proposal_list(tmp_path):
     (tmp_path / "p.bin").write_bytes(b"\x93\xff\xfe\x00\x81")
-    with pytest.raises(UserError, match="not a text file"):
+    with pytest.raises(UserError, match="p.bin is not UTF-8 text: byte 0"):
         load_proposals(tmp_path / "p.bin", None, 30.0)
 
 

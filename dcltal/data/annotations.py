@@ -11,7 +11,9 @@ line number = index), else from the sorted label names.
 Repairs, counted and reported once per kind on stderr: ground truth ending after the video is
 clipped to it (``clip=True``; ``dcltal eval`` loads with ``clip=False`` because the official
 evaluators score the segments as written), reversed segments are swapped, zero-length segments
-are kept. Everything else that is wrong is a :class:`UserError` naming the file and the video.
+are kept, segments wholly before 0 s are dropped (no detection can match them) and those starting
+before it are clipped to 0 (``clip=True``). Everything else that is wrong is a :class:`UserError`
+naming the file and the video, as is a video listed twice or an id that is a path.
 Torch-free: ``dcltal eval`` imports this.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dcltal.errors import RepairLog, UserError
-from dcltal.io import existing_path, read_json
+from dcltal.io import check_video_id, read_json, read_text
 
 
 _NO_SEGMENTS = np.zeros((0, 2))
@@ -57,10 +59,9 @@ class Annotations:
 
 def read_classes_file(path: str | os.PathLike) -> list[str]:
     """Class names, one a line (blank lines skipped); the line number is the class index."""
-    p = existing_path(path, "classes file")
-    names = [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    names = [line.strip() for line in read_text(path, "classes file").splitlines() if line.strip()]
     if len(set(names)) != len(names):
-        raise UserError(f"classes file {p} names a class twice; give each class one line")
+        raise UserError(f"classes file {path} names a class twice; give each class one line")
     return names
 
 
@@ -109,6 +110,7 @@ def load_annotations(path: str | os.PathLike, classes_file: str | os.PathLike | 
     log = RepairLog()
     raw: list[tuple[str, dict, list[str], list, list]] = []  # video, entry, labels, segments, label_ids
     for vid, entry in data["database"].items():
+        check_video_id(vid, path)
         if not isinstance(entry, dict) or "subset" not in entry:
             raise UserError(f"{path}: video {vid!r} needs an object with a 'subset' key")
         anns = entry.get("annotations", [])
@@ -128,14 +130,15 @@ def load_annotations(path: str | os.PathLike, classes_file: str | os.PathLike | 
         raise UserError(f"{path}: label {missing!r} is not in the classes file {classes_file}; add it there")
     # one flat array for all videos, repaired at once, then a view a video: fast on ActivityNet's 19k videos
     counts = np.array([len(segs) for _, _, _, segs, _ in raw], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
     flat_segs = [s for _, _, _, segs, _ in raw for s in segs]
     seg = _pairs(flat_segs, path, "any", "segment", raw)
     durations = [_number(entry.get("duration"), path, vid, "duration") for vid, entry, _, _, _ in raw]
     owner = np.repeat(np.arange(len(raw)), counts)  # [M] segment -> video
     dur = np.array([np.inf if d is None else d for d in durations])[owner]
-    seg = _repair(seg, dur, [vid for vid, *_ in raw], owner, log, clip)
     labels = np.fromiter((index[name] for _, _, names, _, _ in raw for name in names), np.int64, len(flat_segs))
+    seg, keep = _repair(seg, dur, [vid for vid, *_ in raw], owner, log, clip)
+    seg, labels = seg[keep], labels[keep]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(owner[keep], minlength=len(raw)))])
     videos: dict[str, Video] = {}
     for i, (vid, entry, _, _, _) in enumerate(raw):
         amb = entry.get("ambiguous")
@@ -192,8 +195,10 @@ def _classes(path: Path, raw, classes_file, log: RepairLog) -> list[str]:
 
 
 def _repair(seg: np.ndarray, duration: np.ndarray, vids: list[str], owner: np.ndarray, log: RepairLog,
-            clip: bool) -> np.ndarray:
-    """Swap reversed segments, count zero-length ones (kept), clip ends to ``duration`` where ``clip``.
+            clip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Swap reversed segments, count zero-length ones (kept), drop those wholly before 0 s, clip
+    starts to 0 and ends to ``duration`` where ``clip``. Returns the segments and the [M] bool of
+    those kept.
 
     seg [M, 2], duration [M] (inf where unknown), owner [M] index into ``vids``.
     """
@@ -205,12 +210,20 @@ def _repair(seg: np.ndarray, duration: np.ndarray, vids: list[str], owner: np.nd
     if reversed_.any():
         log.add("reversed ground-truth segments (swapped)", example(reversed_), int(reversed_.sum()))
         seg = np.sort(seg, axis=1)
-    zero = seg[:, 1] == seg[:, 0]
+    negative = (seg[:, 0] < 0) & (seg[:, 1] <= 0)
+    if negative.any():
+        log.add("ground truth wholly before 0 s (dropped)", example(negative), int(negative.sum()))
+    keep = ~negative
+    zero = (seg[:, 1] == seg[:, 0]) & keep
     if zero.any():
         log.add("zero-length ground-truth segments (kept)", example(zero), int(zero.sum()))
-    late = seg[:, 1] > duration
+    early = (seg[:, 0] < 0) & keep
+    if clip and early.any():
+        log.add("ground truth starting before 0 s (clipped to 0)", example(early), int(early.sum()))
+        seg = np.maximum(seg, 0.0)
+    late = (seg[:, 1] > duration) & keep
     if clip and late.any():
         log.add("ground truth ending after the video (clipped to its duration)",
                 f"{example(late)} > {duration[late][0]}", int(late.sum()))
         seg = np.minimum(seg, duration[:, None])
-    return seg
+    return seg, keep

@@ -34,6 +34,8 @@ def _load_torch(path: Path) -> np.ndarray:
                         "expected a tensor saved with torch.save") from None
     if not isinstance(obj, torch.Tensor):
         raise UserError(f"feature file {path} holds a {type(obj).__name__}, expected one [T, D] tensor")
+    if obj.is_complex():  # .float() would drop the imaginary part without a word
+        raise UserError(f"feature file {path} holds {obj.dtype} values, expected real numbers (float32 or float16)")
     return obj.detach().float().numpy()
 
 
@@ -78,7 +80,7 @@ def _load_pickle(path: Path, trusted: bool) -> np.ndarray:
     if isinstance(obj, dict) and "feats" in obj:
         obj = obj["feats"]
     try:
-        return np.asarray(obj, dtype=np.float32)
+        return np.asarray(obj)  # its dtype is checked with every reader's (features.py)
     except (TypeError, ValueError):
         raise UserError(f"feature file {path} holds a {type(obj).__name__}, expected one [T, D] array "
                         "(or a dict with 'feats')") from None

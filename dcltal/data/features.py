@@ -14,14 +14,17 @@ and the reverse (ActivityNet's files are named ``v_<id>``, its annotations ``<id
 
 Streams of one video that differ in length by one or two snippets (the two I3D streams are
 extracted separately, and their last windows are rounded differently) are cut to the shorter with
-a counted warning; a larger difference is a UserError, as are a missing file, a wrong width and
-NaN/Inf values.
+a counted warning; a larger difference is a UserError, as are a missing file, a wrong width,
+values that are not real numbers (complex, text, records), and values that are not finite after
+the cast to float32 or larger than :data:`MAX_ABS`. Features that cover less of a video than its
+annotated duration (by more than a window) are a counted warning, or a UserError when they cover
+less than :data:`MIN_COVERAGE` of it.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Any, Mapping, Union
 
 import numpy as np
 
@@ -29,19 +32,35 @@ from dcltal.data.feature_files import H5_SUFFIXES, SUFFIXES, H5File, load_file
 from dcltal.errors import RepairLog, UserError
 
 MAX_STREAM_SLACK = 2  # snippets by which two streams of a video may differ before it is an error
+# the largest feature value accepted: its square (a LayerNorm's variance, a channel's RMS) stays far
+# inside float32 (1e12 against 3e38), where 1e30 made NaN losses and 0 detections (issue 16)
+MAX_ABS = 1e6
+MIN_COVERAGE = 0.5  # features must cover at least this fraction of the annotated duration
+REAL_KINDS = "biuf"  # numpy dtype kinds read as numbers: bool, signed and unsigned integers, floats
 NOT_FEATURES = (".txt", ".json", ".md", ".yaml", ".yml", *H5_SUFFIXES)
 Located = Union[Path, tuple[H5File, str]]  # a file, or a dataset of an HDF5 file
 
 
-def _check(arr: np.ndarray, where: str, width: int) -> None:
-    """``arr`` must be a non-empty ``[T, C]`` of finite values with at least ``width`` columns."""
+def _checked(arr: np.ndarray, where: str, width: int) -> np.ndarray:
+    """``arr`` as float32, if it is a non-empty ``[T, C]`` of real numbers with at least ``width``
+    columns, finite and at most :data:`MAX_ABS` in float32 (float64 1e300 is finite, its cast is not)."""
+    if arr.dtype.kind not in REAL_KINDS or arr.dtype.fields is not None:
+        raise UserError(f"feature file {where} holds {arr.dtype} values, expected real numbers "
+                        "(float32 or float16); re-export the features")
     if arr.ndim != 2 or arr.shape[0] == 0:
         raise UserError(f"feature file {where} has shape {list(arr.shape)}, expected [T, C] with T > 0")
     if arr.shape[1] < width:
         raise UserError(f"feature file {where} has {arr.shape[1]} columns, but the streams need {width}; "
                         "check data.streams")
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused next
+        arr = np.asarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
-        raise UserError(f"feature file {where} holds NaN or infinite values; re-extract the features")
+        raise UserError(f"feature file {where} holds NaN or infinite values (as float32); re-extract the features")
+    peak = float(np.abs(arr).max())
+    if peak > MAX_ABS:
+        raise UserError(f"feature file {where} holds a value of magnitude {peak:.3g}, above {MAX_ABS:.0e}; "
+                        "rescale the features")
+    return arr
 
 
 def _name(found: Located) -> str:
@@ -57,11 +76,15 @@ class FeatureStore:
     video in memory as float16 (half the memory of float32; DESIGN §4: features cached in memory), so
     later loads read no file. ``repairs`` collects the counted warnings; without one each repair is
     reported at once. ``prefix``/``suffix`` frame the id in file names; ``trust_pickle`` allows ``.pkl``.
+    ``videos`` (id -> record with ``duration`` and ``fps``, e.g. ``Annotations.videos``) turns on the
+    check that a video's features cover its duration, with snippets of ``window`` frames every
+    ``stride`` (at the video's fps, else ``fps``).
     """
 
     def __init__(self, spec: str | os.PathLike | dict[str, str], streams: dict[str, list[int]],
                  cache: bool = False, repairs: RepairLog | None = None, prefix: str = "", suffix: str = "",
-                 trust_pickle: bool = False) -> None:
+                 trust_pickle: bool = False, videos: Mapping[str, Any] | None = None, fps: float = 30.0,
+                 stride: int = 4, window: int = 16) -> None:
         self.streams = {name: (int(lo), int(hi)) for name, (lo, hi) in streams.items()}
         for name, (lo, hi) in self.streams.items():
             if not 0 <= lo < hi:
@@ -86,13 +109,17 @@ class FeatureStore:
         self.cache: dict[str, dict[str, np.ndarray]] | None = {} if cache else None
         self.repairs = repairs
         self._cut: set[str] = set()  # videos whose streams were cut, counted once each
+        self.videos, self.grid = videos, (fps, stride, window)
+        self._short: set[str] = set()  # videos whose features fall short of their duration, counted once each
         self._files: dict[str, dict[str, Located]] | None = None
 
     @classmethod
-    def from_config(cls, data, cache: bool = False, repairs: RepairLog | None = None) -> "FeatureStore":
-        """The store of a config's ``data`` section."""
+    def from_config(cls, data, cache: bool = False, repairs: RepairLog | None = None,
+                    videos: Mapping[str, Any] | None = None) -> "FeatureStore":
+        """The store of a config's ``data`` section (``videos``: the annotations', to check coverage)."""
         return cls(data.features, data.streams, cache=cache, repairs=repairs, prefix=data.feature_prefix,
-                   suffix=data.feature_suffix, trust_pickle=data.trust_pickle)
+                   suffix=data.feature_suffix, trust_pickle=data.trust_pickle, videos=videos, fps=data.fps,
+                   stride=data.feature_stride, window=data.feature_window)
 
     def _list(self, source: Path) -> dict[str, Located]:
         """id -> file (or HDF5 dataset) of one directory or HDF5 file, the prefix and suffix taken off."""
@@ -156,20 +183,43 @@ class FeatureStore:
         """stream -> [T_s, D_s] float32 as stored, lengths not yet reconciled."""
         if not self.per_stream:
             found = self._path(next(iter(self.streams)), video_id)
-            arr = self._load(found)
-            _check(arr, _name(found), max(hi for _, hi in self.streams.values()))
-            return {name: np.ascontiguousarray(arr[:, lo:hi], dtype=np.float32)
+            arr = _checked(self._load(found), _name(found), max(hi for _, hi in self.streams.values()))
+            return {name: np.ascontiguousarray(arr[:, lo:hi])
                     for name, (lo, hi) in self.streams.items()}
         out = {}
         for name, (lo, hi) in self.streams.items():
             found = self._path(name, video_id)
-            arr = self._load(found)
-            _check(arr, _name(found), hi - lo)
+            arr = _checked(self._load(found), _name(found), hi - lo)
             if arr.shape[1] != hi - lo:
                 raise UserError(f"feature file {_name(found)} has {arr.shape[1]} columns, but data.streams.{name} "
                                 f"says {hi - lo}; fix data.streams")
-            out[name] = np.asarray(arr, dtype=np.float32)
+            out[name] = arr
         return out
+
+    def _repair(self, kind: str, video_id: str, example: str) -> None:
+        log = self.repairs if self.repairs is not None else RepairLog()
+        log.add(kind, example)
+        if self.repairs is None:
+            log.report("features")
+
+    def _check_coverage(self, video_id: str, num_snippets: int) -> None:
+        """Features must reach the video's annotated end: within a window, else a counted warning;
+        below :data:`MIN_COVERAGE` of it, a UserError (1 snippet for 188 s gave 200 detections)."""
+        video = self.videos.get(video_id) if self.videos is not None else None
+        duration = getattr(video, "duration", None)
+        if not duration or video_id in self._short:
+            return
+        default_fps, stride, window = self.grid
+        fps = getattr(video, "fps", None) or default_fps
+        covered = ((num_snippets - 1) * stride + window) / fps
+        if covered < MIN_COVERAGE * duration:
+            raise UserError(f"video {video_id}: its {num_snippets} feature snippets cover {covered:.1f} s of its "
+                            f"{duration:.1f} s (less than {MIN_COVERAGE:.0%}); check the features, data.fps, "
+                            "data.feature_stride and data.feature_window")
+        if duration - covered > window / fps:
+            self._short.add(video_id)
+            self._repair("videos whose features are shorter than the annotated duration by more than a window "
+                         "(the end has no features)", video_id, f"{video_id}: {covered:.1f} s of {duration:.1f} s")
 
     def _cut_to_shortest(self, video_id: str, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         lengths = {name: len(f) for name, f in feats.items()}
@@ -181,19 +231,21 @@ class FeatureStore:
                             f"(at most {MAX_STREAM_SLACK} are cut); re-extract the shorter stream")
         if video_id not in self._cut:  # a video read again (inference reads some twice) counts once
             self._cut.add(video_id)
-            log = self.repairs if self.repairs is not None else RepairLog()
-            log.add("streams of one video differing by one or two snippets (cut to the shorter)",
-                    f"{video_id}: {lengths}")
-            if self.repairs is None:
-                log.report("features")
+            self._repair("streams of one video differing by one or two snippets (cut to the shorter)", video_id,
+                         f"{video_id}: {lengths}")
         return {name: f[:t] for name, f in feats.items()}
+
+    def _read_checked(self, video_id: str) -> dict[str, np.ndarray]:
+        feats = self._cut_to_shortest(video_id, self._read(video_id))
+        self._check_coverage(video_id, len(next(iter(feats.values()))))
+        return feats
 
     def load(self, video_id: str) -> dict[str, np.ndarray]:
         """stream -> ``[T, D]`` float32, every stream cut to the same ``T``."""
         if self.cache is None:
-            return self._cut_to_shortest(video_id, self._read(video_id))
+            return self._read_checked(video_id)
         if video_id not in self.cache:
-            feats = self._cut_to_shortest(video_id, self._read(video_id))
+            feats = self._read_checked(video_id)
             if any(np.abs(f).max() > np.finfo(np.float16).max for f in feats.values()):
                 raise UserError(f"features of video {video_id} exceed the float16 range (65504); "
                                 "turn the feature cache off or rescale the features")

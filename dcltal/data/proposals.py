@@ -17,8 +17,9 @@ ActivityNet ids are matched with or without BSN's ``v_`` prefix (BSN names its C
 ``v_<youtube id>.csv``; the official annotations and BSN's JSON drop the prefix).
 
 Repairs, each counted once per kind and reported on stderr: proposals reaching outside the video
-are clipped to it (those wholly outside are dropped); a reversed segment is swapped; a video of
-``videos`` with no proposals gets an empty ``[0, 3]`` array (it yields no detections).
+are clipped to it (those wholly outside are dropped); a reversed segment is swapped; a zero-length
+one is dropped (it has no regions to pool); a video of ``videos`` with no proposals gets an empty
+``[0, 3]`` array (it yields no detections). A video id that is a path (``..``, absolute) is a UserError.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from dcltal.errors import RepairLog, UserError
-from dcltal.io import atomic_path, existing_path, read_json, write_json
+from dcltal.io import atomic_path, check_video_id, existing_path, read_json, read_text, write_json
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg")
 
@@ -90,11 +91,14 @@ def _select_and_repair(path: Path, raw: dict[str, tuple[np.ndarray, float | None
 
 
 def repair_proposals(props: np.ndarray, duration: float | None, vid: str, log: RepairLog) -> np.ndarray:
-    """Swap reversed segments, clip to ``[0, duration]``, drop those wholly outside, sort by score
-    (where ``props`` [N, 2 or 3] has one); each repair counted in ``log``."""
+    """Swap reversed segments, drop zero-length ones, clip to ``[0, duration]``, drop those wholly
+    outside, sort by score (where ``props`` [N, 2 or 3] has one); each repair counted in ``log``."""
     reversed_ = props[:, 0] > props[:, 1]
     log.add("proposals with start after end (swapped)", vid, int(reversed_.sum()))
     props[reversed_, :2] = props[reversed_, 1::-1]
+    zero = props[:, 0] == props[:, 1]
+    log.add("zero-length proposals (dropped)", vid, int(zero.sum()))
+    props = props[~zero]
     hi = np.inf if duration is None else duration
     outside = (props[:, 0] < 0) | (props[:, 1] > hi)
     wholly = (props[:, 1] <= 0) | (props[:, 0] >= hi)
@@ -124,7 +128,7 @@ def _parse_float_rows(path: Path, lines: list[str], first_line: int, cols: list[
 
 def _read_bsn_csv(path: Path, duration: float) -> np.ndarray:
     """One BSN/BMN CSV -> [N, 3] (start s, end s, score); xmin, xmax are fractions of ``duration``."""
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in read_text(path, "proposals").splitlines() if line.strip()]
     if not lines:
         return np.zeros((0, 3))
     header = [h.strip() for h in lines[0].split(",")]
@@ -163,6 +167,7 @@ def _read_proposal_json(path: Path) -> dict[str, tuple[np.ndarray, float | None]
                         '{"results": {video: [{"segment": [s, e], "score": x}, ...]}}')
     out = {}
     for vid, items in results.items():
+        check_video_id(vid, path)
         try:
             rows = np.array([[float(it["segment"][0]), float(it["segment"][1]), float(it["score"])]
                              for it in items], dtype=np.float64).reshape(-1, 3)
@@ -186,10 +191,7 @@ def _read_ssn_list(path: Path, videos: Mapping[str, Any] | None,
     """SSN/P-GCN list: blocks of ``# index``, video path, frame count, ``1`` (a multiplier of the
     count), ground-truth count and lines, proposal count and lines
     ``label best_iou overlap_self start_frame end_frame``. Frames -> seconds with the video's fps."""
-    try:
-        lines = path.read_text().splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"proposals {path}: not a text file (expected a CSV directory, a .json or an SSN list)") from None
+    lines = read_text(path, "proposals (a CSV directory, a .json or an SSN list)").splitlines()
     out: dict[str, tuple[np.ndarray, float | None]] = {}
     i = 0
 

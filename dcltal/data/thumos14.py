@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from dcltal.errors import UserError
-from dcltal.io import existing_path
+from dcltal.io import existing_path, read_text
 
 SUBSET_OF_SUFFIX = {"val": "Validation", "test": "Test"}
 _NAME = re.compile(r"^(?P<label>.+)_(?P<suffix>val|test)\.txt$")
@@ -31,8 +31,8 @@ def _video_id(name: str) -> str:
 
 def read_durations(path: str | os.PathLike) -> dict[str, float]:
     """Video -> seconds from SSN's ``*_durations.txt`` (name line, seconds line) or ``name seconds`` lines."""
-    p = existing_path(path, "durations file")
-    lines = [(n, line.split()) for n, line in enumerate(p.read_text().splitlines(), 1) if line.strip()]
+    p = Path(path)
+    lines = [(n, line.split()) for n, line in enumerate(read_text(p, "durations file").splitlines(), 1) if line.strip()]
     out: dict[str, float] = {}
     k = 0
     while k < len(lines):
@@ -85,7 +85,7 @@ def read_official_dir(annotation_dir: str | os.PathLike, subset: str | None = No
 
 def _read_class_file(path: Path) -> list[tuple[int, str, float, float]]:
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path, "annotation file").splitlines(), 1):
         words = line.split()
         if not words:
             continue

@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from dcltal.errors import UserError
-from dcltal.io import existing_path, read_json
+from dcltal.io import existing_path, read_json, read_text
 
 # UCF101 ids of the THUMOS14 detection classes, from the official THUMOS14 annotation readme
 THUMOS14_UCF101_IDS = {
@@ -39,8 +39,8 @@ THUMOS14_UCF101_IDS = {
 
 def read_class_map(path: str | os.PathLike) -> dict[str, int]:
     """Class name -> UCF101 id from a CSV with ``class_name``, ``ucf101_id`` columns or a ``classInd.txt``."""
-    p = existing_path(path, "class map")
-    lines = p.read_text().splitlines()
+    p = Path(path)
+    lines = read_text(p, "class map").splitlines()
     out: dict[str, int] = {}
     if lines and "," in lines[0]:
         header = [h.strip() for h in lines[0].split(",")]
