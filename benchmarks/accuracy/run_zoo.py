@@ -122,7 +122,7 @@ def last_epoch(metrics: Path) -> tuple[dict, dict]:
 def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
     """mAP rows of ``checkpoint`` on the Test subset: fused as configured, and with ``with_streams``
     each stream alone and fused without video-level scores. One forward pass; the rows differ only
-    in what is fused (engine.inference.video_detections and the video-level fusion renormalise the
+    in what is fused (engine.detection.inference.video_detections and the video-level fusion renormalise the
     weights of the streams they are given, so one stream passes through alone)."""
     from dcltal.data.annotations import load_annotations
     from dcltal.engine.detection.inference import predict_streams, results_json, video_detections
