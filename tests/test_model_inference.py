@@ -1,6 +1,6 @@
-"""The detector without autograd (inference: chunked D-Net, blocked sparse table, strided attention
-tiles with the means) gives the outputs of the autograd path and of the per-proposal reference, on a
-batch whose long video spans several chunks and blocks."""
+"""The detector without autograd (inference: chunked D-Net, the region pooling's kernel where it can be
+built) gives the outputs of the autograd path and of the per-proposal reference, on a batch whose long
+video spans several chunks."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +12,6 @@ from reference_model import reference_forward
 from dcltal.model import disentangle
 from dcltal.model.batch import pack_videos
 from dcltal.model.detector import Detector
-from dcltal.ops import pooling
 
 
 def long_batch(dim: int, lengths=(2 * disentangle.ROWS_PER_CHUNK + 37, 3), proposals=40, seed=0):
@@ -29,7 +28,6 @@ def long_batch(dim: int, lengths=(2 * disentangle.ROWS_PER_CHUNK + 37, 3), propo
 
 @pytest.mark.parametrize("variant", ["dnet", "only_common", "no_common", "baseline", "mlp2"])
 def test_inference_matches_autograd_path_and_reference(variant):
-    assert 2 * disentangle.ROWS_PER_CHUNK + 37 > pooling.BLOCK_ROWS
     torch.manual_seed(0)
     model = Detector(12, 4, variant=variant, hidden_dim=4, cls_hidden=10, loc_hidden=14, dropout=0.0).double().eval()
     batch = long_batch(12)

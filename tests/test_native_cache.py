@@ -1,6 +1,11 @@
-"""Where the compiled kernel is kept and how a failed build is handled (no real compiler needed)."""
+"""Where the compiled kernel is kept, how a failed build is handled, and that a library planted in the
+cache is never loaded (fake compilers; the planted libraries are two small C files built once)."""
+import hashlib
 import os
 import pwd
+import shutil
+import subprocess
+import warnings
 
 import pytest
 
@@ -82,3 +87,90 @@ def test_the_compiler_runs_with_a_timeout(monkeypatch, tmp_path, fresh_library):
     with pytest.warns(RuntimeWarning, match="ran past 1 s"):
         assert native.library() is None
     assert list((tmp_path / "cache").glob("*.failed"))
+
+
+STUB = "int region_pool_f32(void) { return 0; }\nint region_pool_f64(void) { return 0; }\n"
+# a library whose constructor leaves a mark: loading it at all is the harm
+PLANTED = STUB + ("#include <stdio.h>\n#include <stdlib.h>\n__attribute__((constructor)) static void planted(void) {\n"
+                  "    FILE *f = fopen(getenv(\"PLANTED_MARK\"), \"w\"); if (f) fclose(f);\n}\n")
+
+
+@pytest.fixture(scope="module")
+def libraries(tmp_path_factory):
+    """{"stub": a library with the kernel's symbols, "planted": the same with a constructor}."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler to build the planted library")
+    where, built = tmp_path_factory.mktemp("libs"), {}
+    for name, code in (("stub", STUB), ("planted", PLANTED)):
+        (where / f"{name}.c").write_text(code)
+        subprocess.run([cc, "-shared", "-fPIC", str(where / f"{name}.c"), "-o", str(where / f"{name}.so")], check=True)
+        built[name] = where / f"{name}.so"
+    return built
+
+
+@pytest.fixture
+def planting(monkeypatch, tmp_path, fresh_library, libraries):
+    """A fake compiler that "builds" the stub; PLANTED_MARK names the file the planted library would make."""
+    monkeypatch.setenv("CC", _fake_compiler(tmp_path, 'while [ $# -gt 1 ]; do [ "$1" = -o ] && out="$2"; shift; done\n'
+                                            f'cp {libraries["stub"]} "$out"'))
+    monkeypatch.setenv("PLANTED_MARK", str(tmp_path / "planted-ran"))
+    return libraries
+
+
+def _plant(cache, library, record):
+    """Put ``library`` where library() looks for its kernel in ``cache`` (a process that loaded a path
+    before would get that one back from the dynamic loader, so nothing is built here first), with a
+    sidecar: none, a wrong digest, or the right one."""
+    cache.mkdir(mode=0o700, exist_ok=True)
+    path = cache / native._library_name(os.environ["CC"])
+    shutil.copyfile(library, path)
+    if record is not None:
+        path.with_name(path.name + ".sha256").write_text((_sha256(path) if record == "true" else "0" * 64) + "\n")
+    return path
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("record, mode", [(None, 0o700), ("forged", 0o700), ("true", 0o775)])
+def test_a_planted_library_is_rebuilt_not_loaded(monkeypatch, tmp_path, planting, record, mode):
+    """No record of its build, a record that does not match, or a true one on a file others may write."""
+    monkeypatch.setenv("DCLTAL_CACHE_DIR", str(tmp_path / "cache"))
+    lib = _plant(tmp_path / "cache", planting["planted"], record)
+    lib.chmod(mode)
+    with pytest.warns(RuntimeWarning) as caught:
+        assert native.library() is not None
+    assert len(caught) == 1 and "rebuilt, the cached one not loaded" in str(caught[0].message)
+    assert not (tmp_path / "planted-ran").exists() and _runs(tmp_path) == 1
+    assert lib.read_bytes() == planting["stub"].read_bytes()
+    assert lib.with_name(lib.name + ".sha256").read_text().strip() == _sha256(lib)
+    native.library.cache_clear()  # a later process loads the rebuilt one without a word
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert native.library() is not None
+    assert _runs(tmp_path) == 1
+
+
+def test_a_world_writable_cache_is_passed_over(monkeypatch, tmp_path, planting):
+    monkeypatch.setenv("DCLTAL_CACHE_DIR", str(tmp_path / "shared"))
+    _plant(tmp_path / "shared", planting["planted"], "true")  # anyone may write a matching record there
+    (tmp_path / "shared").chmod(0o777)
+    with pytest.warns(RuntimeWarning) as caught:
+        assert native.library() is not None
+    assert len(caught) == 1 and "writable by group or others" in str(caught[0].message)
+    assert not (tmp_path / "planted-ran").exists() and _runs(tmp_path) == 1
+    [built] = (tmp_path / "tmp" / f"dcltal-cache-{os.getuid()}").glob("*.so")  # the private directory's
+    assert built.read_bytes() == planting["stub"].read_bytes()
+
+
+def test_a_cache_of_another_user_falls_back_to_torch(monkeypatch, tmp_path, planting):
+    monkeypatch.setenv("DCLTAL_CACHE_DIR", str(tmp_path / "cache"))
+    _plant(tmp_path / "cache", planting["planted"], "true")
+    uid = os.getuid()
+    monkeypatch.setattr(native.os, "getuid", lambda: uid + 1)  # everything here is someone else's
+    with pytest.warns(RuntimeWarning) as caught:
+        assert native.library() is None
+    assert len(caught) == 1 and "owned by another user" in str(caught[0].message)
+    assert not (tmp_path / "planted-ran").exists() and _runs(tmp_path) == 0

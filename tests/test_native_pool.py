@@ -1,8 +1,11 @@
 """The compiled region pooling (dcltal/ops/native) against per-region loops: the max (Eq. 6), the
 attention-weighted sum (Eq. 7-8) and the mean (Eq. 10) of each region, in float64 and float32, with
 one-snippet regions, regions at both ends, all-zero snippets, values that are column slices, and any
-thread count; its build and the torch path it falls back to."""
+thread count; its checks of its inputs (ValueError before C reads them); its build and the torch path
+it falls back to."""
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -11,8 +14,8 @@ from hypothesis import strategies as st
 from test_ops_pooling import loop_attention, loop_max
 
 from dcltal.model.aggregate import ContextAggregator
-from dcltal.ops import native
-from dcltal.ops.pooling import ATTENTION_EPS, COS_EPS
+from dcltal.ops import native, pooling
+from dcltal.ops.pooling import ATTENTION_EPS, COS_EPS, pool_regions
 
 pytestmark = pytest.mark.skipif(native.library() is None, reason="no C compiler: the torch path runs instead")
 
@@ -34,7 +37,7 @@ def case(s, r, max_len, seed, dtype=torch.float64):
 
 
 def pool(keys, values, mean_values, lo, hi):
-    return native.region_pool(keys, values, mean_values, lo, hi, COS_EPS, ATTENTION_EPS)
+    return native.region_pool(keys, values, mean_values, lo, hi, cos_eps=COS_EPS, attention_eps=ATTENTION_EPS)
 
 
 @settings(max_examples=40, deadline=None)
@@ -57,8 +60,8 @@ def test_float32_agrees_with_float64():
 
 def test_other_dtypes_pool_in_float32():
     keys, values, mean_values, lo, hi = case(200, 100, 40, seed=6)
-    as32 = pool(keys.float(), values.float(), mean_values.float(), lo, hi)
-    mixed = pool(keys.bfloat16(), values.float(), mean_values.bfloat16(), lo, hi)  # bfloat16 under autocast
+    as32 = pool_regions(keys.float(), values.float(), mean_values.float(), lo, hi)
+    mixed = pool_regions(keys.bfloat16(), values.float(), mean_values.bfloat16(), lo, hi)  # bfloat16 under autocast
     exact = pool(keys.bfloat16().float(), values.float(), mean_values.bfloat16().float(), lo, hi)
     for a, b in zip(mixed, exact):
         assert a.dtype == torch.float32 and torch.equal(a, b)
@@ -80,14 +83,43 @@ def test_same_numbers_on_any_thread_count():
             assert torch.equal(a, b)
 
 
-def test_usable_only_without_autograd_on_float_cpu_tensors():
+def test_the_kernel_runs_only_without_autograd_on_float_cpu_tensors():
     x = torch.randn(4, 3)
-    assert native.usable(x, x, x) and native.usable(x.bfloat16(), x, x.double())
-    assert not native.usable(x, x.long(), x)
+    assert pooling.backend(x, x, x) == "kernel" and pooling.backend(x.bfloat16(), x, x.double()) == "kernel"
+    assert pooling.backend(x, x.long(), x) == "torch"
     w = x.clone().requires_grad_(True)
-    assert not native.usable(w, w, w)
+    assert pooling.backend(w, w, w) == "torch"
     with torch.no_grad():
-        assert native.usable(w, w, w)
+        assert pooling.backend(w, w, w) == "kernel"
+
+
+def test_pool_regions_is_the_kernel_where_it_runs():
+    keys, values, mean_values, lo, hi = case(120, 50, 30, seed=8)
+    for a, b in zip(pool_regions(keys, values, mean_values, lo, hi), pool(keys, values, mean_values, lo, hi)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(lo=[0, 5], hi=[3, 5]), r"region 1 is \[5, 5\)"),  # empty: memset of a negative length before the check
+    (dict(lo=[4, 0], hi=[3, 2]), r"region 0 is \[4, 3\)"),
+    (dict(lo=[0, 1], hi=[3, 11]), r"region 1 is \[1, 11\), not within 0 <= lo < hi <= 10"),  # past the buffer
+    (dict(lo=[-1, 0], hi=[3, 2]), r"region 0 is \[-1, 3\)"),
+    (dict(lo=[0, 1], hi=[3]), "lo has 2 regions, hi 1"),
+    (dict(lo=[0.0], hi=[3.0]), "lo must be a contiguous 1-D int64"),
+    (dict(values=torch.zeros(9, 2)), "values has 9 rows, keys 10"),
+    (dict(mean_values=torch.zeros(10, 2, dtype=torch.float64)), "mean_values must be 2-D float32"),
+    (dict(keys=torch.zeros(10, 3, dtype=torch.float16)), "keys must be 2-D float32 or float64"),
+    (dict(values=torch.zeros(2, 10).T), "values's columns are not contiguous"),
+    (dict(keys=torch.zeros(10, 3, device="meta")), "keys is on meta, not the CPU"),
+])
+def test_bad_inputs_stop_before_the_kernel(bad, match):
+    args = dict(keys=torch.ones(10, 3), values=torch.ones(10, 2), mean_values=torch.ones(10, 2), lo=[0, 1], hi=[3, 4])
+    args.update(bad)
+    for end in ("lo", "hi"):
+        if not isinstance(args[end], torch.Tensor):
+            args[end] = torch.tensor(args[end])
+    with pytest.raises(ValueError, match=match):
+        native.region_pool(**args, cos_eps=COS_EPS, attention_eps=ATTENTION_EPS)
 
 
 @pytest.mark.parametrize("pool_first", [True, False])
@@ -104,7 +136,7 @@ def test_aggregator_gives_the_torch_paths_numbers(monkeypatch, pool_first):
         monkeypatch.setenv("DCLTAL_NATIVE", "0")
         native.library.cache_clear()
         try:
-            assert not native.usable(feats)
+            assert pooling.backend(feats) == "torch"
             slow = agg(feats, lo, hi, video_max, video)
         finally:
             native.library.cache_clear()
@@ -114,10 +146,14 @@ def test_aggregator_gives_the_torch_paths_numbers(monkeypatch, pool_first):
 def test_build_is_cached_and_a_failed_build_falls_back(monkeypatch, tmp_path):
     monkeypatch.setenv("DCLTAL_CACHE_DIR", str(tmp_path))
     native.library.cache_clear()
+    umask = os.umask(0o002)  # a group-writable default must not leave the build untrusted
     try:
         assert native.library() is not None
-        built = list(tmp_path.iterdir())
-        assert len(built) == 1 and built[0].name.startswith("region_pool-")  # no temporary file left
+        os.umask(umask)
+        built = sorted(tmp_path.iterdir())
+        assert len(built) == 2 and built[0].name.startswith("region_pool-")  # no temporary file left
+        assert built[1].name == built[0].name + ".sha256"  # the digest the build recorded
+        assert all(f.stat().st_mode & 0o077 == 0 for f in built)
         native.library.cache_clear()
         stamp = built[0].stat().st_mtime_ns
         assert native.library() is not None and built[0].stat().st_mtime_ns == stamp  # reused, not rebuilt
@@ -127,10 +163,11 @@ def test_build_is_cached_and_a_failed_build_falls_back(monkeypatch, tmp_path):
         native.library.cache_clear()
         with pytest.warns(RuntimeWarning, match="could not build the region pooling kernel"):
             assert native.library() is None
-        assert not native.usable(torch.zeros(2, 2))
+        assert pooling.backend(torch.zeros(2, 2)) == "torch"
         left = [f.name for f in (tmp_path / "fresh").iterdir()]
         assert len(left) == 1 and left[0].endswith(".failed")  # the failure's marker, no half-written file
     finally:
+        os.umask(umask)
         native.library.cache_clear()
 
 

@@ -1,13 +1,12 @@
 """Region pooling ops against obvious per-region loops: sparse-table max (values and first-argmax
-gradients, with ties), prefix-sum sums and means, the pair list and the pair-list attention."""
+gradients, with ties), prefix-sum sums and means, and the tiled attention with autograd."""
 from __future__ import annotations
 
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcltal.ops.pooling import (attention_weights, region_attention, region_max, region_mean, region_pairs,
-                                region_sum)
+from dcltal.ops.pooling import region_attention_mean, region_max, region_mean, region_sum
 
 
 def random_regions(s: int, r: int, gen: torch.Generator):
@@ -61,13 +60,6 @@ def test_region_sum_and_mean():
     assert region_sum(x, lo, hi).dtype == torch.float32
 
 
-def test_region_pairs():
-    lo, hi = torch.tensor([3, 0, 5]), torch.tensor([5, 1, 8])
-    region, snippet = region_pairs(lo, hi)
-    assert region.tolist() == [0, 0, 1, 2, 2, 2]
-    assert snippet.tolist() == [3, 4, 0, 5, 6, 7]
-
-
 def loop_attention(query, keys, values, lo, hi):
     rows = []
     for r, (a, b) in enumerate(zip(lo.tolist(), hi.tolist())):
@@ -77,6 +69,10 @@ def loop_attention(query, keys, values, lo, hi):
         w = w / w.sum().clamp_min(1e-6)
         rows.append(values[a:b].T @ w)
     return torch.stack(rows)
+
+
+def region_attention(query, keys, values, lo, hi):
+    return region_attention_mean(query, keys, values, values, lo, hi)[0]
 
 
 def test_region_attention_matches_loop_and_gradcheck():
@@ -93,9 +89,10 @@ def test_attention_weights_sum_to_one_or_zero():
     lo, hi = torch.tensor([0, 2]), torch.tensor([2, 4])
     keys = torch.tensor([[1.0, 0.0], [1.0, 1.0], [-1.0, 0.0], [-1.0, -1.0]])
     query = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # the second region points away: all weights 0
-    a, region, _ = attention_weights(query, keys, lo, hi)
-    assert torch.allclose(a[region == 0].sum(), torch.tensor(1.0))
-    assert a[region == 1].abs().sum() == 0
+    ones = torch.ones(4, 1)  # attending to ones gives the sum of the weights
+    total = region_attention(query, keys, ones, lo, hi)
+    assert torch.allclose(total[0], torch.tensor(1.0))
+    assert total[1].abs().sum() == 0
 
 
 def test_region_attention_crowded_bins():

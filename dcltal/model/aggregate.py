@@ -10,8 +10,8 @@ For a region (a proposal or one of its extended regions) with snippet features F
 The linear maps W_a and W_l are applied once per snippet and then pooled per region (attention in
 tiles of nearby regions, means from the same tiles), or, where a call has fewer regions than snippets,
 the features are pooled first and the maps applied once per region: the same numbers (the maps are
-linear), the smaller cost. f_O by a sparse table; without autograd on the CPU, f_O, the attention and
-the mean in one compiled pass over each region (:mod:`dcltal.ops.native`).
+linear), the smaller cost. The pooling is :func:`dcltal.ops.pooling.pool_regions` (a compiled pass
+without autograd on the CPU, else torch).
 """
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcltal.ops import native
-from dcltal.ops.pooling import ATTENTION_EPS, COS_EPS, region_attention_mean, region_max
+from dcltal.ops.pooling import pool_regions
 
 
 class ContextAggregator(nn.Module):
@@ -48,11 +47,7 @@ class ContextAggregator(nn.Module):
         else:  # the maps once per snippet ([S, D/2] each), then pooled
             per_snippet = F.linear(features, torch.cat([self.attended.weight, self.local.weight]))  # [S, D]
             values, mean_values = per_snippet.split(self.proposal.out_features, dim=-1)
-        if native.usable(features, values, mean_values):
-            f_o, attended, local = native.region_pool(features, values, mean_values, lo, hi, COS_EPS, ATTENTION_EPS)
-        else:
-            f_o = region_max(features, lo, hi)  # [R, D] Eq. 6
-            attended, local = region_attention_mean(f_o, features, values, mean_values, lo, hi)
+        f_o, attended, local = pool_regions(features, values, mean_values, lo, hi)  # Eq. 6, 7-8, 10's mean
         if pool_first:
             attended, local = F.linear(attended, self.attended.weight), F.linear(local, self.local.weight)
         f_a = self.proposal(f_o) + attended + self.attended.bias  # Eq. 7-8

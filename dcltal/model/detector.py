@@ -1,9 +1,9 @@
 """One stream's detector (paper §3, Fig. 2): disentangle -> aggregate -> heads, per packed batch.
 
 Per snippet (once for all proposals, DESIGN §3): the D-Net (or the module a variant puts in its place)
-and the aggregators' per-snippet linear maps. Per region: sparse-table max, pair-list attention,
-prefix-sum means. The classification aggregator reads the centre region; the localization aggregator
-is shared by the centre and the two extended regions (one call over 3N regions).
+and the aggregators' per-snippet linear maps. Per region: the max, attention and mean of
+`dcltal.ops.pooling.pool_regions`, prefix-sum means. The classification aggregator reads the centre
+region; the localization aggregator is shared by the centre and the two extended regions (one call over 3N regions).
 """
 from __future__ import annotations
 

@@ -1,2 +1,2 @@
-"""Pure tensor functions: region pooling (sparse-table max, prefix-sum means, pair-list attention),
-NMS, segment coding."""
+"""Pure tensor functions: region pooling (one entry, :func:`dcltal.ops.pooling.pool_regions`, over a
+compiled kernel and torch), NMS, segment coding."""

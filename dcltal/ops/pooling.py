@@ -2,27 +2,60 @@
 
 A region is a half-open range ``[lo, hi)`` of rows of a packed ``[S, D]`` feature matrix (several
 videos end to end; a region never crosses a video). All functions take ``lo``/``hi`` as ``[R]``
-long tensors with ``hi > lo`` and return one row a region.
+long tensors with ``0 <= lo < hi <= S`` and return one row a region.
 
+- :func:`pool_regions`: the aggregation's pooling (Eq. 6-8 and Eq. 10's mean), the one entry. It
+  picks the backend (:func:`backend`): the compiled kernel (:mod:`dcltal.ops.native`) on the CPU
+  without autograd, else torch: :func:`region_max` and :func:`region_attention_mean`.
 - :func:`region_max`: Eq. 6 by a sparse table (``log2 K_max`` levels of pairwise maxima, two
   look-ups a region). Ties go to the first snippet, as ``argmax`` does, so the gradient is that of
   ``x[lo:hi].max(0)`` taken at the first maximum.
+- :func:`region_attention_mean`: Eq. 7-8's attention-weighted sum and the plain mean, computed in
+  tiles of nearby regions with batched matrix products (see there why not pair by pair).
 - :func:`region_sum` / :func:`region_mean`: prefix sums (float64, so a difference of two large
   sums over a long video keeps its precision).
-- :func:`attention_weights`: Eq. 7, the attention weights over the flat list of (region, snippet)
-  pairs, normalised per region with ``index_add_`` (what the attention plots show);
-- :func:`region_attention`: Eq. 7-8, the attention-weighted sum, computed in tiles of nearby regions
-  with batched matrix products (the pair list's gathers cost more than the arithmetic; see there).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from dcltal.ops import native
+
 COS_EPS = 1e-8  # norms are clamped to this before dividing (cosine of a zero vector is 0)
 ATTENTION_EPS = 1e-6  # the attention weights' sum is clamped to this (a region of all-zero weights)
-BLOCK_ROWS = 256  # snippets a block of the cache-blocked sparse table: with the window past it, ~1-2 MB a level
-BLOCK_LEVELS = 6  # levels the blocked table builds at most (regions up to 127 snippets); longer: the whole table
+
+
+def backend(*tensors: torch.Tensor) -> str:
+    """The implementation :func:`pool_regions` runs for these tensors, decided here only: ``"kernel"``
+    (the compiled pass of :mod:`dcltal.ops.native`) where all are floating point on the CPU, no
+    gradient is wanted and the kernel could be built (it is built once a process); else ``"torch"``
+    (autograd, GPU, no C compiler, ``DCLTAL_NATIVE=0``): the same numbers, slower on the CPU."""
+    if any(t.device.type != "cpu" or not t.dtype.is_floating_point for t in tensors):
+        return "torch"
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return "torch"
+    return "kernel" if native.library() is not None else "torch"
+
+
+def pool_regions(keys: torch.Tensor, values: torch.Tensor, mean_values: torch.Tensor, lo: torch.Tensor,
+                 hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(f_O [R, D], attended [R, E], mean [R, E2]) of the regions ``[lo, hi)`` of ``keys`` [S, D]: the
+    max (Eq. 6); the sum of ``values`` [S, E] weighted by a(t) = ReLU(cos(f_O, keys[t])) divided by its
+    sum over the region (Eq. 7, as ContextLoc normalises it; Eq. 8's attended term); the mean of
+    ``mean_values`` [S, E2] (Eq. 10's local term). The kernel pools float32 and float64 inputs as they
+    are and any other mixture (bfloat16 under autocast) in float32, the outputs too."""
+    if backend(keys, values, mean_values) == "torch":
+        f_o = region_max(keys, lo, hi)
+        return (f_o, *region_attention_mean(f_o, keys, values, mean_values, lo, hi))
+    same = values.dtype == mean_values.dtype == keys.dtype
+    dtype = keys.dtype if same and keys.dtype in native.FUNCTIONS else torch.float32
+    keys, values, mean_values = (t.to(dtype) if t.stride(-1) == 1 else t.to(dtype).contiguous()
+                                 for t in (keys, values, mean_values))
+    return native.region_pool(keys, values, mean_values, lo.long().contiguous(), hi.long().contiguous(),
+                              cos_eps=COS_EPS, attention_eps=ATTENTION_EPS)
 
 
 def _levels(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -32,70 +65,6 @@ def _levels(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
 
 
 def region_max(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """[R, D] max over each region of ``x`` [S, D] (Eq. 6), by a sparse table (:func:`_region_max_table`).
-    Without autograd, regions shorter than 2^(BLOCK_LEVELS + 1) snippets use the cache-blocked table
-    (:func:`_region_max_blocked`), the rest the whole-video one."""
-    if (torch.is_grad_enabled() and x.requires_grad) or lo.shape[0] == 0:
-        return _region_max_table(x, lo, hi)
-    level = _levels(lo, hi)
-    short = level <= BLOCK_LEVELS
-    if bool(short.all()):
-        return _region_max_blocked(x, lo, hi, level)
-    if not bool(short.any()):
-        return _region_max_table(x, lo, hi)
-    out = x.new_empty(lo.shape[0], x.shape[1])
-    rows, long_rows = torch.nonzero(short).squeeze(1), torch.nonzero(~short).squeeze(1)
-    out[rows] = _region_max_blocked(x, lo[rows], hi[rows], level[rows])
-    out[long_rows] = _region_max_table(x, lo[long_rows], hi[long_rows])
-    return out
-
-
-def _region_max_blocked(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-    """[R, D] region max (no autograd) by a sparse table built block by block: the regions starting in a
-    block of BLOCK_ROWS snippets need levels 1..k only over that block and the 2^(k+1) snippets after
-    it, so each block's levels are built in one reused buffer that stays in cache (a whole-video table
-    moves log2(K) [S, D] levels through memory)."""
-    s, d = x.shape
-    top = int(level.max())
-    out = x.new_empty(lo.shape[0], d)
-    ones = torch.nonzero(level == 0).squeeze(1)
-    out[ones] = x[lo[ones]]  # one-snippet regions: the snippet itself
-    if top == 0:
-        return out
-    slab = BLOCK_ROWS + (2 << top)  # rows of x a block reads: the block and the longest windows past it
-    table = x.new_empty(top, slab, d)  # levels 1..top of one block
-    block = lo // BLOCK_ROWS
-    rows = torch.nonzero(level > 0).squeeze(1)
-    rows = rows[torch.argsort(block[rows], stable=True)]  # regions of level >= 1, by block
-    k, start = level[rows], block[rows] * BLOCK_ROWS
-    a = (k - 1) * slab + lo[rows] - start  # flat row in `table` of the two level-k windows covering [lo, hi)
-    b = (k - 1) * slab + hi[rows] - (1 << k) - start
-    blocks, counts = torch.unique_consecutive(block[rows], return_counts=True)
-    ends = torch.cumsum(counts, 0).tolist()
-    flat = table.view(-1, d)
-    first = 0
-    for j, end, need in zip(blocks.tolist(), ends, _segment_max(k, counts).tolist()):
-        base = j * BLOCK_ROWS
-        prev, n = x[base:min(s, base + slab)], min(s, base + slab) - base
-        for lv in range(1, need + 1):  # level lv from level lv - 1, over the slab's valid positions
-            half, m = 1 << (lv - 1), n - (1 << lv) + 1
-            if m <= 0:
-                break
-            prev = torch.maximum(prev[:m], prev[half:half + m], out=table[lv - 1, :m])
-        seg = rows[first:end]
-        out.index_copy_(0, seg, torch.maximum(flat[a[first:end]], flat[b[first:end]]))
-        first = end
-    return out
-
-
-def _segment_max(values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Max of each consecutive segment (``counts`` [B] long) of ``values`` [R]."""
-    seg = torch.repeat_interleave(torch.arange(counts.numel(), device=values.device), counts)
-    return torch.zeros(counts.numel(), dtype=values.dtype, device=values.device).scatter_reduce(
-        0, seg, values, "amax", include_self=False)
-
-
-def _region_max_table(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """[R, D] max over each region of ``x`` [S, D] (Eq. 6), by a sparse table over the whole of ``x``.
 
     Level k of the table holds max(x[t : t + 2^k]) for every t; a region of length K with
@@ -154,16 +123,6 @@ def region_mean(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Te
     return region_sum(x, lo, hi) / (hi - lo).unsqueeze(1).to(x.dtype)
 
 
-def region_pairs(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The flat (region, snippet) pair list: ([M] region of each pair, [M] snippet of each pair),
-    M = sum of the region lengths, pairs of one region contiguous and in snippet order."""
-    length = hi - lo
-    region = torch.repeat_interleave(torch.arange(lo.shape[0], device=lo.device), length)  # [M]
-    first = torch.cumsum(length, 0) - length  # [R] first pair of each region
-    snippet = torch.arange(region.shape[0], device=lo.device) - first[region] + lo[region]  # [M]
-    return region, snippet
-
-
 def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(COS_EPS)
 
@@ -173,146 +132,88 @@ def cosine_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(-1) / (a.norm(dim=-1).clamp_min(COS_EPS) * b.norm(dim=-1).clamp_min(COS_EPS))
 
 
-def attention_weights(query: torch.Tensor, keys: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor):
-    """Eq. 7 with ContextLoc's normalisation: a(t) = ReLU(cos(query_r, keys[t])) / sum over the region.
-
-    query [R, D], keys [S, D] -> (weights [M], pair region [M], pair snippet [M]).
-    """
-    region, snippet = region_pairs(lo, hi)
-    q, k = _unit(query), _unit(keys)  # [R, D] unit queries, [S, D] unit keys (once per snippet)
-    w = F.relu((q[region] * k[snippet]).sum(-1))  # [M]
-    total = torch.zeros(lo.shape[0], dtype=w.dtype, device=w.device).index_add_(0, region, w)  # [R]
-    return w / total.clamp_min(ATTENTION_EPS)[region], region, snippet
-
-
-def _windows(x: torch.Tensor, n: int, width: int, step: int) -> torch.Tensor:
-    """[n, width, *] overlapping windows of the rows of ``x`` (window j starts at row j * step): a
-    strided view, no copy (``x`` may itself be a column slice; its strides are kept)."""
-    return x.as_strided((n, width, *x.shape[1:]), (step * x.stride(0), *x.stride()))
+class _Tiles(NamedTuple):
+    """Regions placed in tiles: region ``rows[i]`` sits in slot ``slot[i]`` of tile ``tile[i]``; a tile
+    has ``size`` slots and reads the window of ``width`` snippets that begins at its ``starts`` entry."""
+    rows: torch.Tensor  # [n] regions
+    tile: torch.Tensor  # [n]
+    slot: torch.Tensor  # [n]
+    starts: torch.Tensor  # [tiles] first snippet of each tile's window
+    size: int
+    width: int
 
 
-def _attend(q, lo, hi, rows, tile, slot, starts, kw, nw, vw, mw, g):
-    """Attention (and, given ``mw``, the plain mean) of the regions ``rows`` placed at (tile, slot) of
-    tiles whose windows of snippets begin at ``starts`` [B]: raw keys ``kw`` [B, W, D], key norms ``nw``
-    [B, W], values ``vw`` [B, W, E], mean values ``mw`` [B, W, E2] or None.
-    -> ([len(rows), E], [len(rows), E2] or None)."""
-    n_tiles, width, d = kw.shape
-    qt = q.new_zeros(n_tiles, g, d).index_put((tile, slot), q[rows])  # [B, G, D], empty slots zero
-    col = starts[tile].unsqueeze(1) + torch.arange(width, device=lo.device)  # [R_b, W] snippet of each column
-    inside = torch.zeros(n_tiles, g, width, dtype=torch.bool, device=lo.device)
-    inside[tile, slot] = (col >= lo[rows].unsqueeze(1)) & (col < hi[rows].unsqueeze(1))
-    cos = torch.bmm(qt, kw.transpose(1, 2)) / nw.unsqueeze(1)  # [B, G, W]: unit query . key / |key|
-    w = torch.where(inside, F.relu(cos), 0.0)
-    w = (w / w.sum(-1, keepdim=True).clamp_min(ATTENTION_EPS)).to(vw.dtype)
-    if mw is None:
-        return torch.bmm(w, vw)[tile, slot].to(q.dtype), None
-    count = torch.ones(n_tiles, g, 1, dtype=mw.dtype, device=lo.device)
-    count[tile, slot] = (hi[rows] - lo[rows]).to(mw.dtype).unsqueeze(1)
-    u = inside.to(mw.dtype) / count  # [B, G, W]: 1 / K on the region's snippets
-    if mw is vw:  # one product for both weightings
-        both = torch.bmm(torch.cat([w, u], dim=1), vw)  # [B, 2G, E]
-        return both[tile, slot].to(q.dtype), both[tile, slot + g].to(q.dtype)
-    return torch.bmm(w, vw)[tile, slot].to(q.dtype), torch.bmm(u, mw)[tile, slot].to(q.dtype)
-
-
-def _bins(lo: torch.Tensor, step: int):
-    """Regions (their ``lo`` [R]) binned by start into bins of ``step`` snippets -> (order [R] of the
-    regions by bin, bin [R] in that order, rank [R] within the bin, number of non-empty bins)."""
-    bins = lo // step
+def _tiles(lo: torch.Tensor, rows: torch.Tensor, length: int) -> _Tiles:
+    """Tiles for the regions ``rows``, all of ``length <= K < 2 length`` snippets: binned by start into
+    bins of ``length`` snippets (a bin's regions lie inside the 3 ``length`` snippets from its start),
+    up to G regions of one bin a tile, G the mean number of regions of a non-empty bin (a crowded bin,
+    e.g. of the extended regions clipped to a video's first snippet, fills several tiles)."""
+    bins = lo[rows] // length
     order = torch.argsort(bins, stable=True)
     bins = bins[order]
-    rank = torch.arange(bins.numel(), device=lo.device) - torch.searchsorted(bins, bins)
-    return order, bins, rank, int(torch.unique_consecutive(bins).numel())
+    rank = torch.arange(bins.numel(), device=lo.device) - torch.searchsorted(bins, bins)  # within its bin
+    size = -(-rows.numel() // int(torch.unique_consecutive(bins).numel()))
+    per_bin = int(rank.max()) // size + 1
+    chunks, tile = torch.unique(bins * per_bin + rank // size, return_inverse=True)
+    return _Tiles(rows[order], tile, rank % size, chunks // per_bin * length, size, 3 * length)
 
 
-def region_attention(query, keys, values, lo, hi) -> torch.Tensor:
-    """[R, E] sum over each region of a(t) * values[t]: the W_a F a^T term of Eq. 8, with ``values`` =
-    W_a F computed once per snippet ([S, E]) and a(t) as :func:`attention_weights` (query [R, D],
-    keys [S, D]). See :func:`region_attention_mean` for how."""
-    return region_attention_mean(query, keys, values, None, lo, hi)[0]
+def _attend(tiles: _Tiles, unit_query: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, keys: torch.Tensor,
+            norms: torch.Tensor, values: torch.Tensor, mean_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(attended [n, E], mean [n, E2]) of the regions ``tiles.rows``, from each tile's window of raw
+    ``keys`` [tiles, W, D], key ``norms`` [tiles, W], ``values`` [tiles, W, E] and ``mean_values``
+    [tiles, W, E2]; ``unit_query`` [R, D] holds every region's unit f_O."""
+    n_tiles, width, d = keys.shape
+    rows, tile, slot = tiles.rows, tiles.tile, tiles.slot
+    query = unit_query.new_zeros(n_tiles, tiles.size, d).index_put((tile, slot), unit_query[rows])  # empty slots 0
+    column = tiles.starts[tile].unsqueeze(1) + torch.arange(width, device=lo.device)  # [n, W] snippet of each column
+    inside = torch.zeros(n_tiles, tiles.size, width, dtype=torch.bool, device=lo.device)
+    inside[tile, slot] = (column >= lo[rows].unsqueeze(1)) & (column < hi[rows].unsqueeze(1))
+    cos = torch.bmm(query, keys.transpose(1, 2)) / norms.unsqueeze(1)  # [tiles, G, W]: unit query . key / |key|
+    w = torch.where(inside, F.relu(cos), 0.0)
+    w = (w / w.sum(-1, keepdim=True).clamp_min(ATTENTION_EPS)).to(values.dtype)
+    count = torch.ones(n_tiles, tiles.size, 1, dtype=mean_values.dtype, device=lo.device)
+    count[tile, slot] = (hi[rows] - lo[rows]).to(mean_values.dtype).unsqueeze(1)
+    uniform = inside.to(mean_values.dtype) / count  # [tiles, G, W]: 1 / K on the region's snippets
+    return (torch.bmm(w, values)[tile, slot].to(unit_query.dtype),
+            torch.bmm(uniform, mean_values)[tile, slot].to(unit_query.dtype))
 
 
-def region_attention_mean(query, keys, values, mean_values, lo, hi):
-    """(:func:`region_attention` [R, E], the mean of ``mean_values`` [S, E2] over each region [R, E2] or
-    None where ``mean_values`` is None): Eq. 8's attended term and Eq. 10's local term, from the same tiles.
+def region_attention_mean(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mean_values: torch.Tensor,
+                          lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """([R, E] sum over each region of a(t) * values[t], [R, E2] mean of ``mean_values`` [S, E2] over
+    each region): Eq. 8's attended term (a(t) as in :func:`pool_regions`, of the queries [R, D] and
+    ``keys`` [S, D]; ``values`` [S, E]) and Eq. 10's local term, from the same tiles.
 
     Computed in tiles rather than pair by pair: gathering a key row for every (region, snippet) pair
     moves M x D floats (M = sum of region lengths; ~100k pairs x 1024 a THUMOS video), which costs far
-    more than the arithmetic. Regions are grouped by length (L <= K < 2L, L a power of 2) and, within
-    a group, by start into bins of ``step`` snippets (L, or in inference a larger power of 2 where
-    bins of L would be mostly empty): bin j holds the regions starting in [j step, (j+1) step), which
-    all lie inside the window of snippets [j step, j step + step + 2L). A tile is up to G regions of
-    one bin (G = the mean number of regions of a non-empty bin, or with strided windows the most
-    regions of a bin up to twice the mean; a crowded bin, e.g. of the extended regions clipped to a
-    video's first snippet, fills several tiles); two batched matrix products over
-    the tiles give the cosines [tiles, G, W] and the weighted sums [tiles, G, E], with a mask for the
-    snippets outside each region; the means are one more product with the weights 1/K on the mask.
-    Keys are not normalised: the cosine is the unit query's product with the key divided by the key's
-    norm (a [S] vector), which saves writing unit keys.
-
-    Without a gradient (inference), the first tile of every bin reads its window as a strided view of
-    the keys and values (overlapping windows, no copy) when that reads fewer rows than gathering the
-    windows would move; the remaining tiles, and every tile with autograd (a strided view's backward
-    and bmm over empty bins cost 2x a training step), gather their windows in one indexing op.
-    Windows past the last snippet are gathered with clamped indices (masked out), so nothing is padded.
+    more than the arithmetic. Regions are grouped by length (L <= K < 2L, L a power of 2) and placed in
+    tiles of nearby regions (:func:`_tiles`); two batched matrix products over the tiles give the
+    cosines [tiles, G, W] and the weighted sums [tiles, G, E], with a mask for the snippets outside
+    each region; the means are one more product with the weights 1/K on the mask. Keys are not
+    normalised: the cosine is the unit query's product with the key divided by the key's norm (a [S]
+    vector), which saves writing unit keys. All groups' windows are gathered in one indexing op (one
+    ``index_add`` in the backward); windows past the last snippet are gathered with clamped indices
+    (masked out), so nothing is padded.
     """
-    r, s, d, e = lo.shape[0], keys.shape[0], keys.shape[1], values.shape[1]
-    out = values.new_zeros(r, e)
-    mean = None if mean_values is None else mean_values.new_zeros(r, mean_values.shape[1])
+    r, s, d = lo.shape[0], keys.shape[0], keys.shape[1]
+    attended = values.new_zeros(r, values.shape[1])
+    mean = mean_values.new_zeros(r, mean_values.shape[1])
     if r == 0:
-        return out, mean
-    q = _unit(query).to(values.dtype)  # [R, D]: unit queries
+        return attended, mean
+    unit_query = _unit(query).to(values.dtype)  # [R, D]
     norms = keys.norm(dim=-1).clamp_min(COS_EPS)  # [S]
     level = _levels(lo, hi)
-    plans = []  # tiles whose windows are gathered: (rows, tile, slot, window starts, G, W)
-    no_grad = not torch.is_grad_enabled() or not any(
-        t is not None and t.requires_grad for t in (query, keys, values, mean_values))
-    for b in torch.unique(level).tolist():
-        length = 1 << b
-        rows = torch.nonzero(level == b).squeeze(1)  # [R_b]
-        order, bins, rank, n_full = _bins(lo[rows], length)
-        g = -(-rows.numel() // n_full)  # mean regions of a non-empty bin
-        gathered_rows = int((rank % g == 0).sum()) * 3 * length  # tiles x window
-        if no_grad and 3 * gathered_rows >= s:  # strided windows read fewer rows than gathering moves
-            step = length
-            while 2 * -(-s // step) > rows.numel() and step < s:  # coarser bins until most hold a region
-                step *= 2
-            order, bins, rank, n_full = _bins(lo[rows], step)
-            g = min(int(rank.max()) + 1, 2 * -(-rows.numel() // n_full))  # the fullest bin, or 2x the mean
-            rows, width = rows[order], step + 2 * length
-            n_fit = max(0, (s - width) // step + 1)  # bins whose window ends inside the video(s)
-            main = (rank < g) & (bins < n_fit)
-            if bool(main.any()):
-                starts = torch.arange(n_fit, device=lo.device) * step
-                vw = _windows(values, n_fit, width, step)
-                mw = None if mean_values is None else (
-                    vw if mean_values is values else _windows(mean_values, n_fit, width, step))
-                a, m = _attend(q, lo, hi, rows[main], bins[main], rank[main], starts,
-                               _windows(keys, n_fit, width, step), _windows(norms, n_fit, width, step), vw, mw, g)
-                out.index_copy_(0, rows[main], a)
-                if m is not None:
-                    mean.index_copy_(0, rows[main], m)
-            rows = rows[~main]  # the rest: gathered, binned again by L (compact windows of 3L)
-            if rows.numel() == 0:
-                continue
-            order, bins, rank, n_full = _bins(lo[rows], length)
-            g = -(-rows.numel() // n_full)
-        step, rows, width = length, rows[order], 3 * length
-        per_bin = int(rank.max()) // g + 1
-        chunks, tile = torch.unique(bins * per_bin + rank // g, return_inverse=True)  # tile of each region
-        plans.append((rows, tile, rank % g, chunks // per_bin * step, g, width))
-    if plans:  # one gather for all length groups' windows (so one index_add in the backward)
-        index = torch.cat([(st.unsqueeze(1) + torch.arange(w, device=lo.device)).flatten()
-                           for _, _, _, st, _, w in plans]).clamp_max(s - 1)  # past the end: masked out
-        sizes = [st.numel() * w for _, _, _, st, _, w in plans]
-        kg, ng = keys[index].split(sizes), norms[index].split(sizes)
-        vg = kg if values is keys else values[index].split(sizes)
-        mg = [None] * len(plans) if mean_values is None else (
-            vg if mean_values is values else mean_values[index].split(sizes))
-        for (rows, tile, slot, starts, g, width), kw, nw, vw, mw in zip(plans, kg, ng, vg, mg):
-            a, m = _attend(q, lo, hi, rows, tile, slot, starts, kw.view(-1, width, d), nw.view(-1, width),
-                           vw.view(-1, width, e), None if mw is None else mw.view(-1, width, mw.shape[-1]), g)
-            out.index_copy_(0, rows, a)
-            if m is not None:
-                mean.index_copy_(0, rows, m)
-    return out, mean
+    groups = [_tiles(lo, torch.nonzero(level == b).squeeze(1), 1 << b) for b in torch.unique(level).tolist()]
+    index = torch.cat([(g.starts.unsqueeze(1) + torch.arange(g.width, device=lo.device)).flatten()
+                       for g in groups]).clamp_max(s - 1)
+    sizes = [g.starts.numel() * g.width for g in groups]
+    key_windows, norm_windows = keys[index].split(sizes), norms[index].split(sizes)
+    value_windows = key_windows if values is keys else values[index].split(sizes)
+    mean_windows = value_windows if mean_values is values else mean_values[index].split(sizes)
+    for g, kw, nw, vw, mw in zip(groups, key_windows, norm_windows, value_windows, mean_windows):
+        a, m = _attend(g, unit_query, lo, hi, keys=kw.view(-1, g.width, d), norms=nw.view(-1, g.width),
+                       values=vw.view(-1, g.width, vw.shape[-1]), mean_values=mw.view(-1, g.width, mw.shape[-1]))
+        attended.index_copy_(0, g.rows, a)
+        mean.index_copy_(0, g.rows, m)
+    return attended, mean

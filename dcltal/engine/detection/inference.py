@@ -104,7 +104,7 @@ def postprocess(
 
 def _chunks(videos: list, max_videos: int, max_proposals: int) -> Iterable[list]:
     """Consecutive groups of videos for one forward: at most ``max_videos``, and no more proposals
-    than ``max_proposals`` unless one video alone has more (bounds the memory of the pair list)."""
+    than ``max_proposals`` unless one video alone has more (bounds the memory of a forward)."""
     chunk, count = [], 0
     for v in videos:
         n = len(v.proposals)
