@@ -232,11 +232,15 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
     """Coerce ``value`` to the annotated type where it is lossless (int -> float), else raise."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
+        failures = []
         for arm in typing.get_args(hint):
             try:
                 return _check_type(value, arm, key)
-            except UserError:
-                pass
+            except UserError as e:
+                failures.append((arm, e))
+        for arm, e in failures:  # a mapping or list: its own arm names what inside it is wrong
+            if typing.get_origin(arm) is (dict if isinstance(value, dict) else list if isinstance(value, (list, tuple)) else None):
+                raise e
         raise UserError(f"config key {key}: {value!r} is not of type {_hint_name(hint)}")
     if hint is type(None):
         if value is None:
@@ -352,7 +356,13 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             default = default.get(part) if isinstance(default, dict) else None
             child = node.get(part)
             if child is None:
-                child = node[part] = dict(default) if isinstance(default, dict) and i > 0 else {}
+                child = default if isinstance(default, str) else dict(default) if isinstance(default, dict) and i > 0 else {}
+                if isinstance(child, dict):
+                    node[part] = child
+            if isinstance(child, str):  # a word where a mapping may stand (infer.stream_weights: held_out)
+                where = ".".join(path[: i + 1])
+                raise UserError(f"--set {text!r}: {where} is {child!r}, not a mapping; set it whole, "
+                                f"e.g. --set '{where}={{rgb: 5, flow: 6}}'")
             if not isinstance(child, dict):
                 raise UserError(f"--set {text!r}: {'.'.join(path[: i + 1])} is not a section")
             node = child

@@ -90,8 +90,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         os.replace(tmp, target)
     except OSError as e:
-        if e.filename is None:
-            raise OSError(e.errno, e.strerror or os.strerror(e.errno or errno.EIO), str(target)) from e
+        if e.filename is None and e.errno is not None:  # a system error; OSError("message") passes as it is
+            raise OSError(e.errno, e.strerror or os.strerror(e.errno), str(target)) from e
         raise
     finally:
         if os.path.exists(tmp):

@@ -129,7 +129,8 @@ def test_zero_length_proposals_are_dropped_with_a_counted_warning(data, capsys):
 
 
 @pytest.mark.parametrize("setting, key", [
-    ("infer.stream_weights.rgb=.nan", "infer.stream_weights.rgb"),
+    ("infer.stream_weights={rgb: .nan, flow: 6}", "infer.stream_weights.rgb"),
+    ("infer.stream_weights.rgb=1", "infer.stream_weights is 'held_out', not a mapping"),
     ("data.fps=.inf", "data.fps"),
     ("train.fg_iou=.nan", "train.fg_iou"),
     ("train.seed=12345678901234567890123", "train.seed"),
@@ -144,7 +145,7 @@ def test_impossible_settings_are_a_mistake(data, capsys, setting, key):
 def test_set_on_a_key_of_a_mapping_merges_into_it(data, capsys):
     work = data / "cases" / "w_merge"
     rc, _, err = _run(["train", data / "config.yaml", "--work-dir", work, "--quiet", "--set",
-                       "infer.stream_weights.rgb=2"], capsys)
+                       "infer.stream_weights={rgb: 5, flow: 6}", "infer.stream_weights.rgb=2"], capsys)
     assert rc == 0, err
     stored = yaml.safe_load((work / "config.yaml").read_text())
     assert stored["infer"]["stream_weights"] == {"rgb": 2.0, "flow": 6.0}
