@@ -21,6 +21,7 @@ def test_fuse_streams_is_the_weighted_average():
 def test_fuse_streams_boundaries_and_single_stream():
     b = torch.tensor([[1.0, 4.0], [2.0, 3.0]])
     assert torch.equal(fuse_streams({"rgb": b}, {"rgb": 5.0, "flow": 6.0}), b)
+    assert torch.equal(fuse_streams({"flow": b}, {"rgb": 1.0, "flow": 0.0}), b)  # held_out's 0: alone, it still counts
     fused = fuse_streams({"rgb": b, "flow": b + 11.0}, {"rgb": 5.0, "flow": 6.0})
     torch.testing.assert_close(fused, b + 6.0)
 

@@ -69,7 +69,7 @@ def resolve_weights(setting, chosen: Mapping[str, float] | None, streams: Sequen
 def fuse_streams(values: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
     """Weighted average over streams of same-shaped tensors (scores [N, C] or boundaries
     [N, 2] / [N, C, 2]), with the weights of the streams present renormalised to sum to 1, so a
-    single stream passes through unchanged."""
+    single stream passes through unchanged (whatever its weight: held_out may have given it 0)."""
     if isinstance(weights, str):  # held_out reaches fusion only through a checkpoint (resolve_weights)
         raise UserError(f"infer.stream_weights: {weights} names weights a trained checkpoint holds; "
                         "detect through dcltal infer / dcltal.load(CKPT), or give the weights, e.g. {rgb: 5, flow: 6}")
@@ -79,6 +79,8 @@ def fuse_streams(values: dict[str, torch.Tensor], weights: dict[str, float]) -> 
             f"config key infer.stream_weights has no weight for stream {missing[0]!r} "
             f"(it has {sorted(weights)}); add one, e.g. --set infer.stream_weights.{missing[0]}=1"
         )
+    if len(values) == 1:
+        weights = {s: 1.0 for s in values}
     total = sum(float(weights[s]) for s in values)
     if total <= 0:
         raise UserError(f"config key infer.stream_weights: the weights of {sorted(values)} must sum to more than 0")
