@@ -79,6 +79,8 @@ def fuse_streams(values: dict[str, torch.Tensor], weights: dict[str, float]) -> 
             f"config key infer.stream_weights has no weight for stream {missing[0]!r} "
             f"(it has {sorted(weights)}); add one, e.g. --set infer.stream_weights.{missing[0]}=1"
         )
+    if len(values) == 1:  # one stream's own detections (the ablation's per-stream rows): its weight, 0 or not, divides out
+        return next(iter(values.values()))
     total = sum(float(weights[s]) for s in values)
     if total <= 0:
         raise UserError(f"config key infer.stream_weights: the weights of {sorted(values)} must sum to more than 0")
