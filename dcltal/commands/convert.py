@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.io import check_output, write_json
 
     read = sorted(Path(args.annotation_dir).glob("*")) if Path(args.annotation_dir).is_dir() else []
-    check_output(args.out, "--out", {"a file of ANNOTATION_DIR": {p.name: p for p in read}, "--durations": args.durations})
+    check_output(args.out, "--out", {"a file of ANNOTATION_DIR": {p.name: p for p in read},
+                                     "--durations": args.durations})
     durations = read_durations(args.durations) if args.durations else None
     data = read_official_dir(args.annotation_dir, args.subset, durations)
     write_json(args.out, data, indent=1)

@@ -171,7 +171,8 @@ def _train_epoch(task, model: nn.Module, optimizer, scaler, average: WeightAvera
             losses = task.losses(model, batch, generator)
         if not torch.isfinite(losses["total"]).all():  # one step on it would make every weight NaN
             bar.close()
-            raise _stopped(f"the {name} model's loss is {float(losses['total'].detach())} at epoch {epoch + 1}, batch {count + 1}")
+            loss = float(losses["total"].detach())
+            raise _stopped(f"the {name} model's loss is {loss} at epoch {epoch + 1}, batch {count + 1}")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["total"]).backward()
         if tc.clip_grad_norm > 0:
