@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
             check_output(out, option, inputs)
     annotations = load_annotations(args.gt, args.classes, clip=False)  # official evaluators score GT as written
     results = read_json(args.pred, "results file")
-    avoid = read_video_list(args.avoid, "--avoid file") if args.avoid else set()
+    avoid = read_video_list(args.avoid) if args.avoid else set()
     out = evaluate_results(annotations, results, args.subset, args.tiou, args.protocol, avoid, source=str(args.pred))
     subset_ids = {v.id for v in annotations.in_subset(args.subset)}
     outside = [vid for vid in results["results"] if vid not in subset_ids and vid not in avoid]
