@@ -6,10 +6,11 @@ import glob
 import json
 import os
 import socket
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from dcltal.errors import UserError
 
@@ -47,6 +48,12 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
                         "save it as UTF-8") from None
 
 
+def read_video_list(path: str | os.PathLike, what: str = "video list") -> set[str]:
+    """Video ids from a file whose first word a line is a video id (``data.avoid_videos``, SSN's
+    test_avoid_videos.txt); read as :func:`read_text` reads."""
+    return {line.split()[0] for line in read_text(path, what).splitlines() if line.strip()}
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -70,6 +77,25 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise UserError(f"{what} {path} is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}") from None
     except _DuplicateKey as e:
         raise UserError(f"{what} {path} names the key {e.args[0]!r} twice in one object; keep one") from None
+
+
+def check_output(out: str | os.PathLike, option: str, inputs: Mapping[str, Any]) -> None:
+    """A UserError where writing ``out`` (the command's ``option``) would replace one of its inputs:
+    the same file, also through links, or a path inside a folder it reads (a feature or proposal
+    folder: every file there is read as one). ``inputs``: name -> a path, a mapping of paths (one a
+    stream), or None; checked before any work, so nothing is read from a half-written input."""
+    target = os.path.realpath(out)
+    for what, given in inputs.items():
+        for path in given.values() if isinstance(given, Mapping) else [given]:
+            if path is None:
+                continue
+            real = os.path.realpath(path)
+            if target == real:
+                raise UserError(f"{option} {out} would overwrite {what} ({path}), an input of this command; "
+                                "name another path")
+            if os.path.isdir(real) and target.startswith(real.rstrip(os.sep) + os.sep):
+                raise UserError(f"{option} {out} lies inside {what} ({path}), a folder this command reads; "
+                                "name a path outside it")
 
 
 @contextmanager
@@ -117,6 +143,67 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+@contextmanager
+def held_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold the lock file ``path`` while the block runs: it names this process (pid and host) and is
+    created whole or not at all (a hard link of a written file, refused where the lock exists), and
+    removed when the block ends, on an error too. Held by a live process: a UserError naming it and
+    ``what`` is in use; left by a dead process of this host (a killed run): taken over with a warning.
+    """
+    lock = Path(path)
+    mine = f"{os.getpid()} {socket.gethostname()}\n"
+    for _ in range(2):
+        if _claim(lock, mine):
+            break
+        holder = _holder(lock)
+        if holder is None:  # released between the two looks
+            continue
+        pid, host = holder
+        if pid < 0:
+            raise UserError(f"{lock} holds {host}, not a lock dcltal wrote; remove it if nothing uses {what}")
+        if host != socket.gethostname() or _alive(pid):
+            raise UserError(f"{what} is in use: process {pid} on {host} holds {lock}; wait for it to end, "
+                            f"or remove {lock} if that process is gone")
+        print(f"warning: {lock}: left by process {pid} of this host, which is gone (killed?); taken over",
+              file=sys.stderr)
+        lock.unlink(missing_ok=True)
+    else:
+        raise UserError(f"{what} is in use: {lock} was taken by another process while this one started; try again")
+    try:
+        yield
+    finally:
+        if lock.is_file() and lock.read_text() == mine:
+            lock.unlink()
+
+
+def _claim(lock: Path, text: str) -> bool:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{lock.name}.{socket.gethostname()}-"
+    _remove_stale(lock.parent, prefix)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=lock.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.link(tmp, lock)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+
+
+def _holder(lock: Path) -> tuple[int, str] | None:
+    """(pid, host) that a lock file names; None where it is gone; (-1, its text) where unreadable."""
+    try:
+        text = lock.read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    parts = text.split()
+    if len(parts) == 2 and parts[0].isdigit():
+        return int(parts[0]), parts[1]
+    return -1, repr(text[:40])
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> None:

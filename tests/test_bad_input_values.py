@@ -58,19 +58,12 @@ def test_features_not_finite_or_not_real_are_a_mistake(data, capsys, name, edit,
     _assert_mistake(rc, err, *words)
 
 
-# the check needs the annotations' durations: the engine passes FeatureStore.from_config(videos=...)
-_NEEDS_ENGINE = pytest.mark.xfail(strict=True, reason="engine/dataset.py, predictor.py and proposal_generation.py "
-                                  "do not yet pass videos= to FeatureStore.from_config (issue 16)")
-
-
-@_NEEDS_ENGINE
 def test_features_far_shorter_than_the_duration_are_a_mistake(data, capsys):
     feats = _features_dir(data, "one_snippet", lambda a: a[:1])
     rc, _, err = _run(_train(data, "one_snippet", f"data.features={feats}"), capsys)
     _assert_mistake(rc, err, "tr_1", "cover")
 
 
-@_NEEDS_ENGINE
 def test_features_somewhat_short_are_a_counted_warning(data, capsys):
     feats = _features_dir(data, "short", lambda a: a[: len(a) * 4 // 5])
     rc, _, err = _run(_train(data, "short", f"data.features={feats}"), capsys)
@@ -79,7 +72,7 @@ def test_features_somewhat_short_are_a_counted_warning(data, capsys):
 
 
 def test_feature_store_checks_coverage_of_the_duration(data):
-    """The check itself, as the engine will call it: a video's features against its duration."""
+    """The check itself, as data.videos.load_videos calls it: a video's features against its duration."""
     from dcltal.data.annotations import load_annotations
     from dcltal.data.features import FeatureStore
     from dcltal.errors import RepairLog, UserError

@@ -98,7 +98,7 @@ def test_a_corrupt_weights_file_is_a_mistake(exported, tmp_path):
 
 def test_export_refuses_writing_over_its_input(exported, capsys):
     assert main(["export", str(exported / "model"), "--out", str(exported / "model")]) == 2
-    assert "is the checkpoint itself" in capsys.readouterr().err
+    assert "would overwrite the checkpoint" in capsys.readouterr().err
 
 
 def test_older_checkpoints_are_migrated(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""Faults: SIGKILL at random points then a rerun (or ``--resume``), a full disk, two runs at once."""
+"""Faults: SIGKILL at random points then a rerun (or ``--resume``), a full disk, two runs at once, a
+diverging training (NaN loss), a bit flipped in a checkpoint."""
 from __future__ import annotations
 
 import json
@@ -6,8 +7,10 @@ import random
 import resource
 import signal
 import time
+import zipfile
 
-from harness import (CLEAN, DATA_LOSS, SILENT, Outcome, Proc, Workspace, abnormal, refused, succeeded, unchanged)
+from harness import (CLEAN, DATA_LOSS, SILENT, Outcome, Proc, Workspace, abnormal, copy_tree, refused, succeeded,
+                     unchanged)
 from registry import case
 
 KILLS_QUICK, KILLS_FULL = 1, 3  # random kill points a command
@@ -159,3 +162,46 @@ def two_trains_into_one_work_dir(ws):
     if codes == [0, 0]:
         return Outcome(DATA_LOSS, "both runs exit 0 in one work dir (no lock): last.pt and best.pt may mix")
     return Outcome(SILENT, f"exit codes {codes}")
+
+
+@case("faults")
+def non_finite_loss_in_train(ws):
+    """lr 1e30 on a resumed run: the first NaN loss stops it with one line; last.pt stays a finite epoch."""
+    work = copy_tree(ws.root / "w", ws.fresh("nan_loss") / "w")
+    p = ws.run("train", ws.cfg, "--work-dir", work, "--quiet", "--resume", "--set", "train.epochs=6",
+               "train.lr=1.0e+30", "train.warmup_epochs=0")
+    outcome = refused(p, "training stopped")
+    if outcome.kind != CLEAN:
+        return outcome
+    check = ws.run("infer", ws.cfg, "--checkpoint", work / "checkpoints" / "last.pt", "--out", work / "r.json",
+                   "--quiet")
+    return succeeded(check, lambda: None if json.loads((work / "r.json").read_text())["results"]
+                     else "last.pt after the stop detects nothing (NaN weights?)")
+
+
+def flip_tensor_bit(src, dst):
+    """A copy of the checkpoint ``src`` with one bit flipped in the middle of its largest tensor."""
+    raw = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    head = raw[info.header_offset: info.header_offset + 30]
+    start = info.header_offset + 30 + int.from_bytes(head[26:28], "little") + int.from_bytes(head[28:30], "little")
+    raw[start + info.file_size // 2] ^= 0x10
+    dst.write_bytes(bytes(raw))
+    return dst
+
+
+@case("faults", quick=True)
+def bit_flipped_checkpoint_infer(ws):
+    d = ws.fresh("bitflip")
+    ckpt = flip_tensor_bit(ws.checkpoint, d / "flipped.pt")
+    return refused(ws.run("infer", ws.cfg, "--checkpoint", ckpt, "--out", d / "r.json", "--quiet"), "flipped.pt")
+
+
+@case("faults")
+def bit_flipped_checkpoint_resume(ws):
+    work = copy_tree(ws.root / "w", ws.fresh("bitflip_resume") / "w")
+    last = work / "checkpoints" / "last.pt"
+    flip_tensor_bit(last, last)
+    return refused(ws.run("train", ws.cfg, "--work-dir", work, "--quiet", "--resume", "--set", "train.epochs=2"),
+                   "last.pt")

@@ -301,7 +301,8 @@ def _train_set(ws: Workspace, name: str, *sets: str):
 @case("bad use")
 def set_on_a_dict_key_merges(ws):
     d = ws.fresh("merge")
-    p = ws.run("train", ws.cfg, "--work-dir", d / "w", "--quiet", "--set", "infer.stream_weights.rgb=2")
+    p = ws.run("train", ws.cfg, "--work-dir", d / "w", "--quiet", "--set", "infer.stream_weights={rgb: 5, flow: 6}",
+               "infer.stream_weights.rgb=2")
 
     def check():
         weights = __import__("yaml").safe_load((d / "w" / "config.yaml").read_text())["infer"]["stream_weights"]
@@ -321,7 +322,8 @@ BAD_SETTINGS = {  # name: (--set, the key the error must name)
     "streams_empty": ("data.streams={}", "data.streams"),
     "seed_23_digits": ("train.seed=12345678901234567890123", "train.seed"),
     "threads_100000": ("train.threads=100000", "train.threads"),
-    "stream_weight_nan": ("infer.stream_weights.rgb=.nan", "infer.stream_weights"),
+    "stream_weight_nan": ("infer.stream_weights={rgb: .nan, flow: 6}", "infer.stream_weights.rgb"),
+    "stream_weight_on_held_out": ("infer.stream_weights.rgb=2", "infer.stream_weights is 'held_out'"),
     "fps_inf": ("data.fps=.inf", "data.fps"),
     "fg_iou_nan": ("train.fg_iou=.nan", "train.fg_iou"),
 }

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.commands.common import add_config_arguments, config_from_args, config_inputs
 from dcltal.commands.paths import output_dir
 from dcltal.config import VARIANTS
+from dcltal.io import check_output
 from dcltal.runlog import add_output_arguments, show_progress
 
 
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.errors import UserError
 
     cfg = config_from_args(args)
+    check_output(args.out, "--out", config_inputs(args, cfg))
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: must be at least 1")
     from dcltal.engine.detection.ablation import check_variants, run_study  # torch only after the arguments are known good

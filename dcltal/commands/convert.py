@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dcltal.commands.paths import output_file
 
@@ -17,8 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dcltal.data.thumos14 import read_durations, read_official_dir
-    from dcltal.io import write_json
+    from dcltal.io import check_output, write_json
 
+    read = sorted(Path(args.annotation_dir).glob("*")) if Path(args.annotation_dir).is_dir() else []
+    check_output(args.out, "--out", {"a file of ANNOTATION_DIR": {p.name: p for p in read},
+                                     "--durations": args.durations})
     durations = read_durations(args.durations) if args.durations else None
     data = read_official_dir(args.annotation_dir, args.subset, durations)
     write_json(args.out, data, indent=1)

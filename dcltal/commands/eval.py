@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from dcltal.commands.paths import output_file
-from dcltal.io import read_json, write_json
+from dcltal.io import check_output, read_json, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,10 +40,16 @@ def _run(args: argparse.Namespace) -> int:
     from dcltal.data.annotations import load_annotations
     from dcltal.errors import UserError
     from dcltal.eval import evaluate_results
-    from dcltal.eval.submission import read_class_ids, read_video_list, write_submission
+    from dcltal.eval.submission import read_class_ids, write_submission
+    from dcltal.io import read_video_list
 
     if args.export_thumos14 and not args.class_ids:
         raise UserError("--export-thumos14 needs --class-ids FILE (thumos14_classes.csv or a UCF101 classInd.txt)")
+    inputs = {"--gt": args.gt, "--pred": args.pred, "--classes": args.classes, "--avoid": args.avoid,
+              "--class-ids": args.class_ids}
+    for option, out in (("--json", args.json), ("--export-thumos14", args.export_thumos14)):
+        if out is not None:
+            check_output(out, option, inputs)
     annotations = load_annotations(args.gt, args.classes, clip=False)  # official evaluators score GT as written
     results = read_json(args.pred, "results file")
     avoid = read_video_list(args.avoid) if args.avoid else set()

@@ -27,8 +27,10 @@ def _run(args: argparse.Namespace) -> int:
     from dcltal.data.annotations import load_annotations
     from dcltal.data.proposals import load_proposals
     from dcltal.eval.proposals import evaluate_proposals
-    from dcltal.io import write_json
+    from dcltal.io import check_output, write_json
 
+    if args.json is not None:
+        check_output(args.json, "--json", {"--gt": args.gt, "--proposals": args.proposals})
     annotations = load_annotations(args.gt, clip=False)  # official evaluators score GT as written
     videos = {v.id: v for v in annotations.in_subset(args.subset) if len(v.labels)}
     proposals = load_proposals(args.proposals, videos, args.fps)

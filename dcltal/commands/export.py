@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from dcltal.commands.paths import output_dir
-from dcltal.errors import UserError
+from dcltal.io import check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +22,8 @@ def run(args: argparse.Namespace) -> int:
     from dcltal.engine.checkpoint import load_checkpoint  # torch only after the arguments are known good
     from dcltal.engine.model_dir import CLASSES, CONFIG, WEIGHTS, write_model_dir
 
-    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
-        raise UserError(f"--out {args.out} is the checkpoint itself; name another directory")
+    for out in (args.out, *(Path(args.out) / name for name in (WEIGHTS, CONFIG, CLASSES))):
+        check_output(out, "--out", {"the checkpoint": args.checkpoint})
     out = write_model_dir(load_checkpoint(args.checkpoint), args.out)
     print(f"wrote {out / WEIGHTS}, {out / CONFIG} and {out / CLASSES}")
     return 0

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.commands.common import add_config_arguments, config_from_args, config_inputs
 from dcltal.commands.paths import output_file
 from dcltal.errors import RepairLog, UserError
-from dcltal.io import write_json
+from dcltal.io import check_output, write_json
 from dcltal.runlog import add_output_arguments, show_progress
 
 
@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_output(args.out, "--out", {**config_inputs(args, cfg), "--checkpoint": args.checkpoint,
+                                     "--cls-from": args.cls_from, "--loc-from": args.loc_from})
     progress = show_progress(args)
     from dcltal.engine.distributed import gather_objects, gather_videos, process_group, run_agreed
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 
-from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.commands.common import add_config_arguments, config_from_args, config_inputs
 from dcltal.commands.paths import output_file
+from dcltal.io import check_output
 from dcltal.runlog import add_output_arguments, show_progress
 
 
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_output(args.out, "--out", {**config_inputs(args, cfg), "--checkpoint": args.checkpoint})
     progress = show_progress(args)
     from dcltal.data.proposals import write_proposal_json  # torch only after the arguments are known good
     from dcltal.engine.distributed import gather_videos, process_group, run_agreed

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from dcltal.commands.common import add_config_arguments, config_from_args
+from dcltal.commands.common import add_config_arguments, config_from_args, config_inputs, positive_int
 from dcltal.commands.paths import output_dir
 from dcltal.errors import UserError
+from dcltal.io import check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,12 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint written by dcltal train, or a directory written by dcltal export")
     parser.add_argument("--video", required=True, metavar="ID", help="video id in data.annotations")
     parser.add_argument("--out", required=True, type=output_dir, metavar="DIR", help="folder for the PNGs")
-    parser.add_argument("--instances", type=int, default=2, metavar="K",
+    parser.add_argument("--instances", type=positive_int, default=2, metavar="K",
                         help="attention curves for the K longest ground truths (default 2)")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_output(args.out, "--out", {**config_inputs(args, cfg), "--checkpoint": args.checkpoint})
     if cfg.data.annotations is None or cfg.data.features is None:
         raise UserError("dcltal visualize needs data.annotations and data.features in the config (ground truth to plot)")
     from dcltal.data.annotations import load_annotations

@@ -13,13 +13,13 @@ import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from dcltal.data.grid import TimeGrid
 from dcltal.errors import RepairLog, UserError
+from dcltal.io import read_video_list
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,8 @@ class StoredFeatures(Mapping):
 
 
 def read_avoid_list(path: str | None) -> set[str]:
-    """Video ids of ``data.avoid_videos``: the first word of each non-empty line."""
-    if path is None:
-        return set()
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"data.avoid_videos file not found: {p} (check the path)")
-    return {line.split()[0] for line in p.read_text().splitlines() if line.strip()}
+    """Video ids of ``data.avoid_videos`` (none where it is not set)."""
+    return read_video_list(path, "data.avoid_videos file") if path is not None else set()
 
 
 def split_videos(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -129,12 +124,13 @@ def load_videos(data, subset: str | None, *, proposals: bool = True, avoid: bool
                         "(BSN CSV directory, ActivityNet proposal JSON or SSN list; or run dcltal propose)")
     own_repairs = repairs is None and in_memory
     repairs = RepairLog() if own_repairs else repairs
-    # in memory: read once and held (float16 with feature_cache); else the store's own cache, the last 16 kept
-    store = FeatureStore.from_config(data, cache=data.feature_cache and not in_memory, repairs=repairs)
     avoided = read_avoid_list(data.avoid_videos) if avoid else set()
-    annotations = None
-    if data.annotations is not None:
-        annotations = load_annotations(data.annotations, data.classes)
+    annotations = load_annotations(data.annotations, data.classes) if data.annotations is not None else None
+    # in memory: read once and held (float16 with feature_cache); else the store's own cache, the last 16 kept.
+    # With annotations, each video's features are checked to cover its annotated duration.
+    store = FeatureStore.from_config(data, cache=data.feature_cache and not in_memory, repairs=repairs,
+                                     videos=annotations.videos if annotations is not None else None)
+    if annotations is not None:
         if classes is not None and list(annotations.classes) != list(classes):
             raise UserError(f"the classes of {data.annotations} differ from the checkpoint's "
                             f"({len(annotations.classes)} vs {len(classes)}); use the annotations it was trained on")

@@ -7,7 +7,8 @@ Layout (docs/architecture.md; CONTRACT §3)::
      "proposals": {...},                                      # generator (model.kind: proposals)
      "coder": {"kind", "mean", "std"}, "video_classifier": {stream: state_dict} | None,
      "epoch": n, "best_score": x,                             # epochs done; best validation score so far
-     "training": {"optimizers", "scaler", "rng", "best_epoch", ...}}   # last.pt only: what --resume needs
+     "training": {"optimizers", "scaler", "rng", "best_epoch", ...},  # last.pt only: what --resume needs
+     "tensor_sha256": hex}                                    # checksum of every tensor above, checked on load
 
 Everything in it is a tensor or a plain Python value, so the safe ``weights_only`` loader reads it.
 A directory written by ``dcltal export`` (:mod:`dcltal.engine.model_dir`) loads as the same dict,
@@ -15,6 +16,8 @@ less the training state. Loading upgrades what older releases wrote (:func:`migr
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from dcltal.errors import UserError
-from dcltal.engine.model_dir import read_model_dir
+from dcltal.engine.model_dir import CHECKSUM, read_model_dir
 from dcltal.io import atomic_path, existing_path
 
 FORMAT = "dcltal-checkpoint/1"
@@ -36,10 +39,46 @@ KEY_RENAMES: dict[str, str] = {"best_map": "best_score"}
 CONFIG_RENAMES: dict[str, str | None] = {}
 
 
+def tensor_checksum(obj: Any) -> str:
+    """sha256 over every tensor in ``obj`` (nested dicts, lists), each with its place, dtype and shape,
+    dict keys in sorted order: the same for a checkpoint saved and loaded back, whatever its dicts' order."""
+    digest = hashlib.sha256()
+
+    def visit(x: Any, place: str) -> None:
+        if isinstance(x, torch.Tensor):
+            digest.update(f"{place}|{x.dtype}|{tuple(x.shape)}|".encode())
+            digest.update(x.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, dict):
+            for k in sorted(x, key=str):
+                visit(x[k], f"{place}/{k}")
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                visit(v, f"{place}/{i}")
+
+    visit(obj, "")
+    return digest.hexdigest()
+
+
+def verify_checksum(ckpt: dict[str, Any], source: Path) -> None:
+    """A UserError where ``ckpt``'s tensors differ from the checksum stored in it (a bit flipped on
+    disk or in a copy); checkpoints of releases before the checksum pass unchecked."""
+    stored = ckpt.pop(CHECKSUM, None)
+    if stored is not None and stored != tensor_checksum(ckpt):
+        raise UserError(f"checkpoint {source} is damaged: its tensors do not match the checksum stored in it "
+                        "(changed on disk or in a copy); use another copy or train again")
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` (``format`` added) to ``path`` atomically: a kill mid-write leaves the old file."""
+    """Write ``state`` (``format`` and the tensors' checksum added) to ``path`` atomically: a kill or a
+    full disk mid-write leaves the old file. Serialised in memory first, so that a full disk is an
+    OSError naming ``path`` (torch's own writer reports it as a RuntimeError)."""
+    ckpt = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
+    ckpt[CHECKSUM] = tensor_checksum(ckpt)
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
     return Path(path)
 
 
@@ -89,6 +128,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             raise UserError(f"checkpoint {p} could not be read ({type(e).__name__}); expected a file written by dcltal train") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"checkpoint {p} is not a {FORMAT} file written by dcltal train")
+    verify_checksum(ckpt, p)
     return migrate(ckpt, p)
 
 

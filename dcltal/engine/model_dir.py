@@ -3,7 +3,8 @@
 - ``model.safetensors``: every tensor the model needs (both streams' weights, or the proposal
   generator's, and the built-in video-level classifier's), named by their place in the checkpoint
   (``streams/rgb/state_dict/heads.cls.weight``); its metadata carries the checkpoint's format and
-  version and, as JSON, the other values of those entries (stream widths, coder statistics);
+  version, as JSON the other values of those entries (stream widths, coder statistics), and the
+  tensors' checksum (``tensor_sha256``, checked on load as a checkpoint's is);
 - ``config.yaml``: the part of the training config that inference reads (a dcltal config);
 - ``classes.txt``: the class names, one a line (line number = class index).
 
@@ -21,12 +22,13 @@ import torch
 import yaml
 
 from dcltal.errors import UserError
-from dcltal.io import atomic_path, write_text
+from dcltal.io import atomic_path, read_text, write_text
 
 WEIGHTS, CONFIG, CLASSES = "model.safetensors", "config.yaml", "classes.txt"
 ENTRIES = ("streams", "proposals", "coder", "video_classifier")  # the checkpoint's entries a model needs
 DATA_KEYS = ("streams", "fps", "feature_stride", "feature_window")  # data keys that inference reads
 TENSOR = "__tensor__"
+CHECKSUM = "tensor_sha256"  # a checkpoint's key (and a model file's metadata key): the checksum of its tensors
 
 
 def inference_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -63,10 +65,14 @@ def write_model_dir(ckpt: dict[str, Any], out: str | os.PathLike) -> Path:
     """Write the model of the checkpoint dict ``ckpt`` into the directory ``out``, each file atomically."""
     from safetensors.torch import save_file
 
+    from dcltal.engine.checkpoint import tensor_checksum  # that module reads model directories: imported here
+
     out = Path(out)
     tensors: dict[str, torch.Tensor] = {}
-    skeleton = {k: _split(ckpt[k], k, tensors) for k in ENTRIES if ckpt.get(k) is not None}
-    metadata = {"format": ckpt["format"], "format_version": str(ckpt["format_version"]), "entries": json.dumps(skeleton)}
+    entries = {k: ckpt[k] for k in ENTRIES if ckpt.get(k) is not None}
+    skeleton = {k: _split(v, k, tensors) for k, v in entries.items()}
+    metadata = {"format": ckpt["format"], "format_version": str(ckpt["format_version"]), "entries": json.dumps(skeleton),
+                CHECKSUM: tensor_checksum(entries)}
     with atomic_path(out / WEIGHTS) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     write_text(out / CONFIG, yaml.safe_dump(inference_config(ckpt["config"]), sort_keys=False))
@@ -91,14 +97,16 @@ def read_model_dir(d: Path) -> dict[str, Any]:
     except (SafetensorError, OSError, KeyError, ValueError):
         raise UserError(f"{d / WEIGHTS} is not a model file written by dcltal export") from None
     try:
-        config = yaml.safe_load((d / CONFIG).read_text())
+        config = yaml.safe_load(read_text(d / CONFIG, "model config"))
     except yaml.YAMLError:
         raise UserError(f"{d / CONFIG} is not valid YAML; write the model again with dcltal export") from None
     if not isinstance(config, dict):
         raise UserError(f"{d / CONFIG}: expected a mapping of sections (data, model, infer)")
-    classes = (d / CLASSES).read_text().splitlines()
+    classes = read_text(d / CLASSES, "model classes file").splitlines()
     try:
         entries = {k: _join(v, tensors) for k, v in skeleton.items()}
     except KeyError as e:
         raise UserError(f"{d / WEIGHTS} lacks the tensor {e}; write the model again with dcltal export") from None
-    return {"format": metadata.get("format"), "format_version": version, "config": config, "classes": classes, **entries}
+    checksum = {CHECKSUM: metadata[CHECKSUM]} if CHECKSUM in metadata else {}  # checked by the loader
+    return {"format": metadata.get("format"), "format_version": version, "config": config, "classes": classes, **entries,
+            **checksum}

@@ -131,6 +131,7 @@ def fit(tasks: Mapping[str, Any], train_cfg, work_dir: str | Path, layout: Layou
                 score = None if None in found else sum(found) / len(found)
         if ctx.is_main:
             entries = {n: task.checkpoint_entry(_unwrap(evaluated[n])) for n, task in tasks.items()}
+            _check_finite(entries, epoch)
             if score is not None and score > best:
                 best, best_epoch = score, epoch + 1
                 save_checkpoint(best_path, {**layout.fields, **layout.place(entries), "epoch": epoch + 1, "best_score": best})
@@ -168,6 +169,10 @@ def _train_epoch(task, model: nn.Module, optimizer, scaler, average: WeightAvera
         sums["lr"] += lr  # the row's lr: the epoch's mean rate
         with autocast(ctx.device, tc.amp):
             losses = task.losses(model, batch, generator)
+        if not torch.isfinite(losses["total"]).all():  # one step on it would make every weight NaN
+            bar.close()
+            loss = float(losses["total"].detach())
+            raise _stopped(f"the {name} model's loss is {loss} at epoch {epoch + 1}, batch {count + 1}")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["total"]).backward()
         if tc.clip_grad_norm > 0:
@@ -183,6 +188,25 @@ def _train_epoch(task, model: nn.Module, optimizer, scaler, average: WeightAvera
     out = {k: v / max(count, 1) for k, v in sums.items()}
     out["wall_s"] = time.perf_counter() - started
     return out
+
+
+def _stopped(what: str) -> UserError:
+    return UserError(f"training stopped: {what}; the checkpoints of earlier epochs are kept "
+                     "(lower train.lr or train.clip_grad_norm, or check the features and labels)")
+
+
+def _check_finite(entries: dict[str, Any], epoch: int) -> None:
+    """A UserError where a model's weights hold NaN or Inf, before they reach a checkpoint."""
+    def tensors(x: Any):
+        if isinstance(x, torch.Tensor):
+            yield x
+        elif isinstance(x, dict):
+            for v in x.values():
+                yield from tensors(v)
+
+    for name, entry in entries.items():
+        if any(t.is_floating_point() and not torch.isfinite(t).all() for t in tensors(entry)):
+            raise _stopped(f"the {name} model's weights are not finite after epoch {epoch + 1}")
 
 
 def _summary(rows: dict[str, dict[str, float]], score_name: str) -> dict[str, float]:

@@ -10,19 +10,13 @@ import csv
 import os
 
 from dcltal.errors import UserError
-from dcltal.io import existing_path, write_text
-
-
-def read_video_list(path: str | os.PathLike) -> set[str]:
-    """Video ids from a file whose first word a line is a video id (e.g. SSN's test_avoid_videos.txt)."""
-    p = existing_path(path, "video list")
-    return {line.split()[0] for line in p.read_text().splitlines() if line.strip()}
+from dcltal.io import existing_path, read_text, write_text
 
 
 def read_class_ids(path: str | os.PathLike) -> dict[str, int]:
     """Class name -> UCF101 id from a ``class_name,ucf101_id`` CSV or ``id name`` lines."""
     p = existing_path(path, "class-id file")
-    lines = [line for line in p.read_text().splitlines() if line.strip()]
+    lines = [line for line in read_text(p, "class-id file").splitlines() if line.strip()]
     if lines and "," in lines[0]:
         rows = list(csv.DictReader(lines))
         if not rows or not {"class_name", "ucf101_id"} <= set(rows[0]):

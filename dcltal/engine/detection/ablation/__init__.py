@@ -104,13 +104,54 @@ def train_run(cfg: Config, run_dir: Path, progress: bool = True,
     if done.is_file():
         checkpoint = run_dir / read_json(done)["checkpoint"]
         if checkpoint.is_file():
+            _check_same_settings(cfg, checkpoint)
             return checkpoint, False
     started = time.time()
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
+    if resume:
+        _check_same_settings(cfg, run_dir / "checkpoints" / "last.pt")
     checkpoint = train(cfg, run_dir, resume=resume, progress=progress, video_classifier=video_classifier)
     write_json(done, {"checkpoint": str(checkpoint.relative_to(run_dir)), "train_wall_s": time.time() - started,
                       "resumed": resume})
     return checkpoint, True
+
+
+# what a trained run depends on; infer and eval are read at detection time, from the current config
+TRAINED_BY = ("data", "model", "train", "video_classifier")
+NOT_TRAINED_BY = {"train.device", "train.threads", "data.feature_cache"}  # how, not what, it trains
+
+
+def _differing_keys(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(stored) | set(wanted)):
+        key, a, b = f"{prefix}{k}", stored.get(k), wanted.get(k)
+        if key in NOT_TRAINED_BY:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differing_keys(a, b, f"{key}.")
+        elif a != b:
+            keys.append(key)
+    return keys
+
+
+def _check_same_settings(cfg: Config, checkpoint: Path) -> None:
+    """A UserError where the run in ``checkpoint`` was trained with other settings than ``cfg``'s:
+    reusing it would report the old model under the new config."""
+    from dcltal.engine.checkpoint import load_checkpoint
+
+    stored, wanted = load_checkpoint(checkpoint)["config"], cfg.to_dict()
+    differ = _differing_keys({k: stored.get(k, {}) for k in TRAINED_BY}, {k: wanted[k] for k in TRAINED_BY})
+    if differ:
+        shown = ", ".join(f"{k} ({_at(stored, k)!r} there, {_at(wanted, k)!r} now)" for k in differ[:3])
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise UserError(f"{checkpoint} was trained with other settings: {shown}{more}; use another --out for "
+                        f"these settings, or remove {checkpoint.parent.parent} to train it again")
+
+
+def _at(config: dict, key: str):
+    for part in key.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
 
 
 def _pick_05(tiou: list[float]) -> int:

@@ -92,6 +92,11 @@ def render_table(table: dict, i05: int) -> list[str]:
     return lines
 
 
+def _weights(weights) -> str:
+    """``rgb 5:flow 6``, or ``held_out`` (each run's own, chosen on its held-out videos)."""
+    return ":".join(f"{k} {w:g}" for k, w in weights.items()) if isinstance(weights, dict) else str(weights)
+
+
 def render(study: dict) -> str:
     n, t = study["num_seeds"], study["table_tiou"]
     data, infer = study["config"]["data"], study["config"]["infer"]
@@ -104,7 +109,7 @@ def render(study: dict) -> str:
              f"({study['protocol']} protocol); every tIoU of {study['tiou']} and the average are in ablations.json",
              f"- **data**: {data['annotations']}, features {data['features']}, streams {data['streams']}, "
              f"proposals {data['proposals']}",
-             f"- **inference**: fusion {':'.join(f'{k} {w:g}' for k, w in infer['stream_weights'].items())}, "
+             f"- **inference**: fusion {_weights(infer['stream_weights'])}, "
              f"video-level scores {infer['video_scores']} (top {infer['video_top_k']} classes), "
              f"{infer['nms']} NMS at {infer['nms_iou']:g}, order {infer['order']}",
              f"- **variants trained**: {', '.join(study['variants'])}",
