@@ -1,4 +1,4 @@
-"""Faults: SIGKILL at random points then a rerun (or ``--resume``), a full disk, two runs at once, a
+"""Faults: SIGKILL at random points of train, infer, propose and ablate, then a rerun (or ``--resume``), a full disk, two runs at once, a
 diverging training (NaN loss), a bit flipped in a checkpoint."""
 from __future__ import annotations
 
@@ -37,11 +37,19 @@ def _reference(ws: Workspace, kind: str):
             ws.must(ws.run("infer", ws.cfg, "--checkpoint", d / "w/checkpoints/last.pt", "--out", d / "r.json",
                            "--quiet"))
             cache[kind] = (seconds, (d / "r.json").read_bytes())
+        elif kind == "ablate":
+            ws.must(ws.run(*_argv(ws, kind, d / "a")))
+            cache[kind] = (time.monotonic() - t0, _study_tables(d / "a"))
         else:
             argv = _argv(ws, kind, d / "r.json")
             ws.must(ws.run(*argv))
             cache[kind] = (time.monotonic() - t0, (d / "r.json").read_bytes())
     return cache[kind]
+
+
+def _study_tables(out) -> str:
+    """The study's figures (ablations.json's tables; its run records hold wall times)."""
+    return json.dumps(json.loads((out / "ablations.json").read_text())["tables"], sort_keys=True)
 
 
 def _proposal_checkpoint(ws: Workspace):
@@ -56,6 +64,8 @@ def _proposal_checkpoint(ws: Workspace):
 
 
 def _argv(ws: Workspace, kind: str, out) -> list:
+    if kind == "ablate":  # out: the study's directory; two variants, so a kill can fall between runs
+        return ["ablate", ws.cfg, "--out", out, "--variants", "dnet", "baseline", "--set", f"train.epochs={EPOCHS}"]
     if kind == "infer":
         return ["infer", ws.cfg, "--checkpoint", ws.checkpoint, "--out", out, "--quiet"]
     ckpt = _proposal_checkpoint(ws)
@@ -107,10 +117,23 @@ def _command_killed(ws: Workspace, kind: str, seed: int) -> Outcome:
     return Outcome(SILENT, f"partial files left: {left[:2]}") if outcome.kind == CLEAN and left else outcome
 
 
+def _ablate_killed(ws: Workspace, seed: int) -> Outcome:
+    seconds, expected = _reference(ws, "ablate")
+    d = ws.fresh(f"kill_ablate_{seed}")
+    delay = _killed(ws, _argv(ws, "ablate", d / "a"), seconds, seed)
+    p = ws.run(*_argv(ws, "ablate", d / "a"))  # a rerun resumes the study: finished runs kept, a killed one resumed
+    outcome = succeeded(p, lambda: None if _study_tables(d / "a") == expected
+                        else f"killed at {delay:.1f} s, rerun: the study's figures differ from an uninterrupted one")
+    left = _partial_files(d)
+    return Outcome(SILENT, f"partial files left: {left[:2]}") if outcome.kind == CLEAN and left else outcome
+
+
 def _register_kills(quick_count: int, full_count: int) -> None:
     for i in range(full_count):
-        for kind in ("train", "infer", "propose"):
+        for kind in ("train", "infer", "propose", "ablate"):
             def run(ws, kind=kind, i=i):
+                if kind == "ablate":
+                    return _ablate_killed(ws, i)
                 return _train_killed(ws, i) if kind == "train" else _command_killed(ws, kind, i)
             run.__name__ = f"sigkill_{kind}_{i}"
             case("faults", quick=i < quick_count and kind == "infer")(run)
