@@ -1,6 +1,7 @@
 """dcltal export: a released model directory, loaded wherever a checkpoint is; checkpoint migration."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -149,3 +150,16 @@ def test_an_edited_directory_that_no_longer_fits_its_weights_is_a_mistake(export
         f.write("a_fourth_class\n")
     with pytest.raises(UserError, match="rgb weights do not fit the model its config and 4 classes describe"):
         dcltal.load(edited)
+
+
+def test_the_stream_weights_validation_chose_travel_with_the_model(tmp_path):
+    """infer.stream_weights: held_out reads the checkpoint's stream_weights; an exported model keeps them."""
+    ckpt = checkpoint.load_checkpoint(FIXTURE)
+    ckpt["stream_weights"] = {"rgb": 0.3, "flow": 0.7}
+    checkpoint.save_checkpoint(tmp_path / "chosen.pt", ckpt)
+    assert main(["export", str(tmp_path / "chosen.pt"), "--out", str(tmp_path / "model")]) == 0
+    for source in (tmp_path / "chosen.pt", tmp_path / "model"):
+        model = dcltal.load(source)
+        assert model.held_out_weights == {"rgb": 0.3, "flow": 0.7}
+        held_out = dataclasses.replace(model.cfg.infer, stream_weights="held_out")
+        assert model.infer_settings(held_out).stream_weights == {"rgb": 0.3, "flow": 0.7}

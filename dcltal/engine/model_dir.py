@@ -25,7 +25,7 @@ from dcltal.errors import UserError
 from dcltal.io import atomic_path, read_text, write_text
 
 WEIGHTS, CONFIG, CLASSES = "model.safetensors", "config.yaml", "classes.txt"
-ENTRIES = ("streams", "proposals", "coder", "video_classifier")  # the checkpoint's entries a model needs
+ENTRIES = ("streams", "proposals", "coder", "video_classifier", "stream_weights")  # what a model needs (stream_weights: held_out's choice)
 DATA_KEYS = ("streams", "fps", "feature_stride", "feature_window")  # data keys that inference reads
 TENSOR = "__tensor__"
 CHECKSUM = "tensor_sha256"  # a checkpoint's key (and a model file's metadata key): the checksum of its tensors
