@@ -136,6 +136,14 @@ def test_validation_multiplies_in_the_builtin_video_scores(bench):
     assert predictor.infer_settings(cfg.infer).stream_weights == chosen
     fixed = load_config(tiny_config(root, synth, epochs=1), ["infer.stream_weights={rgb: 5, flow: 6}"])
     assert predictor.infer_settings(fixed.infer).stream_weights == {"rgb": 5.0, "flow": 6.0}
+    # and the command line detects with them: the same detections as the chosen weights given by hand
+    sets = ["infer.video_scores=builtin", "data.train_subset=Validation"]
+    config, last = str(tiny_config(root, synth, epochs=1)), str(work / "checkpoints" / "last.pt")
+    assert main(["infer", config, "--checkpoint", last, "--out", str(root / "held.json"), "--quiet", "--set", *sets]) == 0
+    given = f"infer.stream_weights={{rgb: {chosen['rgb']}, flow: {chosen['flow']}}}"
+    assert main(["infer", config, "--checkpoint", last, "--out", str(root / "given.json"), "--quiet", "--set", *sets,
+                 given]) == 0
+    assert (root / "held.json").read_text() == (root / "given.json").read_text()
 
 
 def test_proposal_generator_trains_through_the_loop(bench):
