@@ -271,4 +271,7 @@ def test_ablate_refuses_runs_trained_with_other_settings(data, capsys):
     assert rc == 0, err
     rc, _, err = _run(argv + ["--set", "model.hidden_dim=4"], capsys)
     _assert_mistake(rc, err, "model.hidden_dim", "--out")
+    # held_out validation writes the weights into the runs and picks their best.pt: another setting, too
+    rc, _, err = _run(argv + ["--set", "infer.stream_weights={rgb: 1, flow: 1}"], capsys)
+    _assert_mistake(rc, err, "infer.stream_weights", "--out")
     assert json.loads((out / "ablations.json").read_text())

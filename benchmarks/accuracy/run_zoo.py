@@ -166,6 +166,24 @@ def score(cfg, checkpoint: Path, with_streams: bool) -> dict:
     return rows
 
 
+def chosen_weights(cfg, checkpoint: Path) -> dict[str, float]:
+    """The stream weights ``infer.stream_weights: held_out`` chooses for ``checkpoint``: training's
+    validation, on the held-out training videos, with its video-level classifier."""
+    from dcltal.data.videos import load_videos, split_videos
+    from dcltal.engine.detection.predictor import Predictor
+    from dcltal.engine.detection.task import validate_detectors
+    from dcltal.engine.detection.video_classifier import stream_probabilities
+
+    predictor = Predictor.from_checkpoint(checkpoint, "cpu")
+    videos = load_videos(cfg.data, cfg.data.train_subset, classes=predictor.classes)
+    _, held = split_videos(len(videos), cfg.train.val_fraction, cfg.train.seed)
+    val = videos.subset(held)
+    probs = {v.id: stream_probabilities(predictor.video_classifiers, v.features) for v in val}
+    held_out = dataclasses.replace(cfg, infer=dataclasses.replace(cfg.infer, stream_weights="held_out"))
+    scores = validate_detectors(predictor.models, val, predictor.coder, held_out, probs)
+    return {s: scores[f"weight_{s}"] for s in predictor.models}
+
+
 def logged_training_seconds(log: Path) -> float:
     """Wall seconds of the training in ``log`` (train.log's timestamps: its first line to "finished")."""
     stamps = [line[:19] for line in log.read_text().splitlines() if line[:4].isdigit() and " INFO " in line]
@@ -232,7 +250,11 @@ def rescore_setting(setting: Setting, out: Path, tag: str) -> dict:
         if not path.is_file():
             continue
         rescored = path.with_name(f"{path.stem}_rescored.pt")
-        save_checkpoint(rescored, {**load_checkpoint(path), "video_classifier": states})
+        ckpt = {**load_checkpoint(path), "video_classifier": states}
+        ckpt.pop("stream_weights", None)  # chosen with the old classifier: choose again with the new one
+        save_checkpoint(rescored, ckpt)
+        if cfg.infer.stream_weights == "held_out":
+            save_checkpoint(rescored, {**ckpt, "stream_weights": chosen_weights(cfg, rescored)})
         scored = score(cfg, rescored, with_streams=key is None)
         rows.update(scored if key is None else {key: scored["fused"]})
     summary.update(rows_before=summary.get("rows_before", summary["rows"]), rows=rows, rescored=True)

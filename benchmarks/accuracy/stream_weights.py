@@ -11,28 +11,11 @@ were trained with fixed weights (docs/benchmarks.md, "Stream weights").
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from run_zoo import REPO, score
-
-
-def chosen_weights(cfg, checkpoint: Path) -> dict[str, float]:
-    from dcltal.data.videos import load_videos, split_videos
-    from dcltal.engine.detection.predictor import Predictor
-    from dcltal.engine.detection.task import validate_detectors
-    from dcltal.engine.detection.video_classifier import stream_probabilities
-
-    predictor = Predictor.from_checkpoint(checkpoint, "cpu")
-    videos = load_videos(cfg.data, cfg.data.train_subset, classes=predictor.classes)
-    _, held = split_videos(len(videos), cfg.train.val_fraction, cfg.train.seed)
-    val = videos.subset(held)
-    probs = {v.id: stream_probabilities(predictor.video_classifiers, v.features) for v in val}
-    held_out = dataclasses.replace(cfg, infer=dataclasses.replace(cfg.infer, stream_weights="held_out"))
-    scores = validate_detectors(predictor.models, val, predictor.coder, held_out, probs)
-    return {s: scores[f"weight_{s}"] for s in predictor.models}
+from run_zoo import REPO, chosen_weights, score
 
 
 def main(argv: list[str] | None = None) -> int:

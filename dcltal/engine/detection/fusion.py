@@ -11,7 +11,7 @@ The weights are either fixed (``infer.stream_weights: {rgb: 5, flow: 6}``, the p
 ``held_out``: validation during training scores each of :func:`weight_candidates` on the held-out
 training videos and the checkpoint keeps the best (docs/inference.md). Across the accuracy zoo
 (docs/benchmarks.md) a stream that carries little class evidence pulled the fixed 5:6 below the
-better stream alone in six of seven settings; weights chosen on held-out videos avoid that.
+better stream alone in seven of eight settings; weights chosen on held-out videos avoid that.
 
 Optionally each proposal's own score (its generator's confidence) is multiplied in as well: the
 paper's Table 6 "combine[s] proposals with the scores of BMN" on ActivityNet, as TCANet does, and
@@ -38,8 +38,8 @@ def weight_candidates(streams: Sequence[str]) -> list[dict[str, float]]:
     come first, so a tie keeps the more balanced fusion."""
     streams = list(streams)
     if len(streams) == 2:
-        shares = sorted((i / 10 for i in range(11)), key=lambda w: abs(w - 0.5))
-        return [{streams[0]: w, streams[1]: round(1 - w, 10)} for w in shares]
+        tenths = sorted(range(11), key=lambda i: (abs(i - 5), i))  # 5, 4, 6, 3, 7, ...: integers, no rounding ties
+        return [{streams[0]: i / 10, streams[1]: (10 - i) / 10} for i in tenths]
     return [{s: 1.0 for s in streams}] + ([{s: float(s == t) for s in streams} for t in streams] if len(streams) > 1 else [])
 
 
@@ -50,18 +50,22 @@ def choose_weights(streams: Sequence[str], score: Callable[[dict[str, float]], f
     return scored[best][1], scored[best][0]
 
 
-def resolve_weights(setting, chosen: Mapping[str, float] | None, streams: Sequence[str], source: str) -> dict[str, float]:
+def resolve_weights(setting, chosen: Mapping[str, float] | None, streams: Sequence[str], source: str,
+                    trained_with=None) -> dict[str, float]:
     """``infer.stream_weights`` as fusion takes them: a mapping as it is; ``held_out``: ``chosen``
-    (what training's validation chose, stored in checkpoint ``source``), else equal weights with a
-    warning (trained without held-out videos, or by a dcltal before ``held_out``)."""
+    (what training's validation chose, stored in checkpoint ``source``), else the fixed weights the
+    checkpoint was trained with (``trained_with``, its stored config's), else equal weights with a
+    warning (held_out without held-out videos: ``train.val_fraction`` 0)."""
     if not isinstance(setting, str):
         return dict(setting)
     if chosen:
         return dict(chosen)
+    if trained_with is not None and not isinstance(trained_with, str):
+        return dict(trained_with)
     if len(streams) > 1 and source not in _warned:
         _warned.add(source)
-        log.warning("infer.stream_weights is held_out, but checkpoint %s holds no weights chosen on held-out "
-                    "videos (train.val_fraction 0, or an older checkpoint): fusing the streams with equal weights; "
+        log.warning("infer.stream_weights is held_out, but no held-out videos chose weights for checkpoint %s "
+                    "(trained with train.val_fraction 0?): fusing the streams with equal weights; "
                     "set infer.stream_weights, e.g. --set 'infer.stream_weights={rgb: 5, flow: 6}'", source)
     return {s: 1.0 for s in streams}
 

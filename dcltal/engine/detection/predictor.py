@@ -89,8 +89,9 @@ class Predictor:
 
     def infer_settings(self, infer_cfg):
         """``infer_cfg`` with concrete ``stream_weights``: ``held_out`` becomes the weights this
-        checkpoint's validation chose (fusion.resolve_weights)."""
-        weights = resolve_weights(infer_cfg.stream_weights, self.held_out_weights, list(self.models), self.source)
+        checkpoint's validation chose, or those it was trained with (fusion.resolve_weights)."""
+        weights = resolve_weights(infer_cfg.stream_weights, self.held_out_weights, list(self.models), self.source,
+                                  self.cfg.infer.stream_weights)
         return replace(infer_cfg, stream_weights=weights)
 
     # -- video-level scores -------------------------------------------------------------------

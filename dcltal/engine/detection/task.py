@@ -6,6 +6,7 @@ held-out validation videos and the SegmentCoder fitted on the training split's f
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +27,8 @@ from dcltal.engine.detection.video_classifier import (fuse_probabilities, load_v
 from dcltal.errors import UserError
 from dcltal.model.batch import PackedBatch, pack_videos
 from dcltal.ops.segment_coder import SegmentCoder
+
+log = logging.getLogger(__name__)
 
 
 def label_videos(videos: VideoDataset, train_cfg) -> list[LabelledProposals]:
@@ -195,7 +198,7 @@ def training_run(cfg, work_dir: Path, ctx, resume: bool, progress: bool, video_c
     first = next(iter(tasks.values()))
     fields = {**checkpoint_fields(cfg, videos.classes), "coder": coder.state(), "video_classifier": None}
     resumed = resumed_checkpoint(work_dir, resume)
-    if resumed and resumed.get("stream_weights"):  # until this run's validation chooses again
+    if cfg.infer.stream_weights == HELD_OUT and resumed and resumed.get("stream_weights"):  # until validation chooses again
         fields["stream_weights"] = resumed["stream_weights"]
     level = None  # the held-out videos' video-level probabilities, which validation fuses in (rank 0 validates)
     if ctx.is_main and cfg.infer.video_scores == "builtin":
@@ -207,6 +210,10 @@ def training_run(cfg, work_dir: Path, ctx, resume: bool, progress: bool, video_c
         level = {v.id: stream_probabilities(classifiers, v.features) for v in first.val}
     for task in tasks.values():
         task.val_stream_probs = level
+    if cfg.infer.stream_weights == HELD_OUT and len(tasks) > 1 and not len(first.val):
+        log.warning("infer.stream_weights is held_out but no training videos are held out (train.val_fraction %g): "
+                    "nothing chooses the weights, inference will fuse the streams equally; hold videos out or "
+                    "set the weights, e.g. --set 'infer.stream_weights={rgb: 5, flow: 6}'", cfg.train.val_fraction)
 
     def joint(models) -> dict[str, float]:
         """The streams' fused validation; the weights it chose (held_out) go into the checkpoints

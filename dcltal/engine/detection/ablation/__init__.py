@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from dcltal.config import VARIANTS, Config
 from dcltal.engine.detection.ablation.report import machine, render, summarise
+from dcltal.engine.detection.fusion import HELD_OUT
 from dcltal.errors import UserError
 from dcltal.io import read_json, write_json, write_text
 
@@ -140,7 +141,12 @@ def _check_same_settings(cfg: Config, checkpoint: Path) -> None:
     from dcltal.engine.checkpoint import load_checkpoint
 
     stored, wanted = load_checkpoint(checkpoint)["config"], cfg.to_dict()
-    differ = _differing_keys({k: stored.get(k, {}) for k in TRAINED_BY}, {k: wanted[k] for k in TRAINED_BY})
+
+    def trained_by(c: dict) -> dict:  # infer.stream_weights too: held_out validation writes the weights
+        return {**{k: c.get(k, {}) for k in TRAINED_BY},
+                "infer": {"stream_weights": c.get("infer", {}).get("stream_weights")}}
+
+    differ = _differing_keys(trained_by(stored), trained_by(wanted))
     if differ:
         shown = ", ".join(f"{k} ({_at(stored, k)!r} there, {_at(wanted, k)!r} now)" for k in differ[:3])
         more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
@@ -165,9 +171,10 @@ class SeedEvaluator:
     """Detection and evaluation of the recipes of one seed on the test split."""
 
     def __init__(self, cfg: Config, test, annotations, checkpoints: dict[str, Path], video_scores,
-                 avoid: set[str] | None = None):
+                 avoid: set[str] | None = None, source=None):
         self.cfg, self.test, self.annotations, self.avoid = cfg, test, annotations, avoid
         self.checkpoints, self.video_scores = checkpoints, video_scores
+        self.source = source  # the Predictor whose video-level scores every run of the seed shares
         self.predictors: dict[str, Any] = {}  # variant -> Predictor, loaded when a recipe needs it
 
     def predictor(self, variant: str):
@@ -190,6 +197,9 @@ class SeedEvaluator:
                                                              loc_feature=recipe.loc_feature))
         predictions = list(predict_streams(predictor.models, self.test, predictor.coder, infer,
                                            extend_ratio=predictor.cfg.model.extend_ratio))
+        level = self.video_scores
+        if level is not None and self.source is not None and cfg.infer.stream_weights == HELD_OUT:
+            level = self.source.video_scores(self.test, infer)  # fused with this run's chosen weights
         streams = list(predictor.models)
         groups = {s: [s] for s in streams}
         if len(streams) > 1:
@@ -197,7 +207,7 @@ class SeedEvaluator:
         out = {}
         for name, members in groups.items():
             results = results_json({v.id: video_detections(v, {s: p[s] for s in members}, infer, predictor.classes,
-                                                           self.video_scores) for v, p in predictions})
+                                                           level) for v, p in predictions})
             ev = evaluate_results(self.annotations, results, cfg.data.test_subset, cfg.eval.tiou, cfg.eval.protocol,
                                   avoid=self.avoid)
             out[name] = {"mAP": [float(m) for m in ev["mAP"]], "average_mAP": float(ev["average_mAP"])}
@@ -265,7 +275,7 @@ def run_study(cfg: Config, out: str | Path, variants: list[str], seeds: int, com
         level = first.video_scores(test, cfg.infer)  # the same for every row of the seed
         if level is not None:
             runs[source][str(s)]["video_scores_source"] = True
-        evaluator = SeedEvaluator(cfg, test, annotations, checkpoints, level, avoid or None)
+        evaluator = SeedEvaluator(cfg, test, annotations, checkpoints, level, avoid or None, source=first)
         evaluator.predictors[source] = first
         for variant in variants:  # Table 1's #Params: one stream's trained model, as dcltal params counts it
             model = evaluator.predictor(variant).models[first_stream]
