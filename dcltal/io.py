@@ -108,9 +108,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.{socket.gethostname()}-"
-    _remove_stale(target.parent, prefix)
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=target.parent)
+    fd, tmp = _temp_beside(target)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -122,6 +120,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _temp_beside(target: Path) -> tuple[int, str]:
+    """(fd, path) of a new temporary file beside ``target``, named by this host and process, after
+    removing those that killed processes of this host left for the same target."""
+    prefix = f".{target.name}.{socket.gethostname()}-"
+    _remove_stale(target.parent, prefix)
+    return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=target.parent)
 
 
 def _remove_stale(folder: Path, prefix: str) -> None:
@@ -180,9 +186,7 @@ def held_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
 
 def _claim(lock: Path, text: str) -> bool:
     lock.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{lock.name}.{socket.gethostname()}-"
-    _remove_stale(lock.parent, prefix)
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=lock.parent)
+    fd, tmp = _temp_beside(lock)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
