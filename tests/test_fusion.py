@@ -53,9 +53,9 @@ def test_weight_candidates_cover_the_shares_most_balanced_first():
 
 
 def test_choose_weights_takes_the_best_score_and_the_balanced_one_of_equals():
-    chosen, score = choose_weights(["rgb", "flow"], lambda w: -abs(w["rgb"] - 0.8))
+    chosen, score = choose_weights(["rgb", "flow"], lambda w: -abs(w["rgb"] - 0.8), lambda x: x)
     assert chosen == {"rgb": 0.8, "flow": pytest.approx(0.2)} and score == pytest.approx(0)
-    flat, _ = choose_weights(["rgb", "flow"], lambda w: 1.0)
+    flat, _ = choose_weights(["rgb", "flow"], lambda w: 1.0, lambda x: x)
     assert flat == {"rgb": 0.5, "flow": 0.5}
 
 

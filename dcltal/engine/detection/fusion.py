@@ -21,7 +21,7 @@ class score). Off by default (``infer.proposal_score: none``).
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, TypeVar
 
 import torch
 
@@ -29,6 +29,7 @@ from dcltal.errors import UserError
 
 HELD_OUT = "held_out"  # infer.stream_weights: the weights validation chose on the held-out videos
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _warned: set[str] = set()  # checkpoints already warned about (a predict() a video must not repeat it)
 
 
@@ -43,11 +44,11 @@ def weight_candidates(streams: Sequence[str]) -> list[dict[str, float]]:
     return [{s: 1.0 for s in streams}] + ([{s: float(s == t) for s in streams} for t in streams] if len(streams) > 1 else [])
 
 
-def choose_weights(streams: Sequence[str], score: Callable[[dict[str, float]], float]) -> tuple[dict[str, float], float]:
-    """The candidate weights (:func:`weight_candidates`) of the highest ``score``, and that score."""
-    scored = [(score(w), w) for w in weight_candidates(streams)]
-    best = max(range(len(scored)), key=lambda i: scored[i][0])  # the first of equals: the most balanced
-    return scored[best][1], scored[best][0]
+def choose_weights(streams: Sequence[str], evaluate: Callable[[dict[str, float]], T],
+                   score: Callable[[T], float]) -> tuple[dict[str, float], T]:
+    """The candidate weights (:func:`weight_candidates`) whose ``evaluate`` result has the highest
+    ``score`` (the first of equals: the most balanced), and that result."""
+    return max(((w, evaluate(w)) for w in weight_candidates(streams)), key=lambda pair: score(pair[1]))
 
 
 def resolve_weights(setting, chosen: Mapping[str, float] | None, streams: Sequence[str], source: str,

@@ -145,8 +145,7 @@ def validate_detectors(models: dict[str, nn.Module], val: VideoDataset, coder: S
 
     def evaluate(weights: dict[str, float]) -> dict:
         fused = dataclasses.replace(infer_cfg, stream_weights=weights)
-        level = None if stream_probs is None else {
-            vid: fuse_probabilities(p, weights if set(p) <= set(weights) else _equal(p)) for vid, p in stream_probs.items()}
+        level = None if stream_probs is None else {vid: fuse_probabilities(p, weights) for vid, p in stream_probs.items()}
         results = results_json({v.id: video_detections(v, p, fused, val.classes, level) for v, p in predictions})
         return evaluate_results(gt, results, "val", cfg.eval.tiou, cfg.eval.protocol, source="validation detections")
 
@@ -154,20 +153,13 @@ def validate_detectors(models: dict[str, nn.Module], val: VideoDataset, coder: S
     if cfg.infer.stream_weights != HELD_OUT:
         ev = evaluate(cfg.infer.stream_weights)
     elif len(models) > 1:
-        evaluations = {}
-        chosen, _ = choose_weights(list(models), lambda w: evaluations.setdefault(
-            tuple(w.values()), evaluate(w))["average_mAP"])
-        ev = evaluations[tuple(chosen.values())]
+        chosen, ev = choose_weights(list(models), evaluate, lambda e: e["average_mAP"])
     else:  # one stream: nothing to weigh; the video-level scores of every stream equally
-        ev = evaluate(_equal(next(iter(stream_probs.values()))) if stream_probs else {s: 1.0 for s in models})
+        ev = evaluate({s: 1.0 for s in (next(iter(stream_probs.values())) if stream_probs else models)})
     out = {"mAP": float(ev["average_mAP"])}
     out.update({f"mAP@{t:g}": float(m) for t, m in zip(ev["tiou"], ev["mAP"])})
     out.update({f"weight_{s}": float(w) for s, w in chosen.items()})
     return out
-
-
-def _equal(streams) -> dict[str, float]:
-    return {s: 1.0 for s in streams}
 
 
 def detector_tasks(cfg, progress: bool = False) -> tuple[dict[str, DetectorTask], VideoDataset, SegmentCoder]:
