@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
+from faults import file_size_limit
 from test_bad_input import (DIM, VIDEOS, _annotations, _assert_mistake, _features, _run, _warning, _write,  # noqa: F401
                             data)
 
@@ -216,19 +215,12 @@ def test_video_id_that_is_a_path_is_a_mistake(data, capsys, vid):
     _assert_mistake(rc, err, "path_props.json", repr(vid))
 
 
-def _limited(limit):
-    def preexec():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return preexec
-
-
 def test_full_disk_is_one_line_naming_the_path_and_keeps_the_old_file(data):
     folder = _official(data, "off_full", b"".join(b"video_test_%07d 2.0 5.0\n" % i for i in range(1, 200)))
     out = data / "cases" / "full.json"
     out.write_text("{}")
     proc = subprocess.run([sys.executable, "-m", "dcltal", "convert", "thumos14", folder, "--out", out],
-                          capture_output=True, text=True, preexec_fn=_limited(1000),
+                          capture_output=True, text=True, preexec_fn=file_size_limit(1000),
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

@@ -12,12 +12,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import zipfile
 
 import pytest
 
 from test_bad_input import _assert_mistake, _run, data, trained  # noqa: F401
-from test_bad_input_values import _limited, _official
+from faults import file_size_limit, flip_tensor_bit
+from test_bad_input_values import _official
 
 ANY_CKPT = b"not read: the output is refused before the checkpoint is"
 
@@ -197,7 +197,7 @@ def test_full_disk_while_training_is_one_line_and_keeps_the_old_checkpoint(data,
     work, last = _copy_run(finished, data / "cases" / "w_full")
     proc = subprocess.run([sys.executable, "-m", "dcltal", "train", data / "config.yaml", "--work-dir", work,
                            "--quiet", "--resume", "--set", "train.epochs=2"],
-                          capture_output=True, text=True, preexec_fn=_limited(len(finished[1]) // 2),
+                          capture_output=True, text=True, preexec_fn=file_size_limit(len(finished[1]) // 2),
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
@@ -209,20 +209,8 @@ def test_full_disk_while_training_is_one_line_and_keeps_the_old_checkpoint(data,
 # ---------------------------------------------------------------- checksums
 
 
-def flip_a_tensor_bit(path, out):
-    """A copy of the checkpoint ``path`` with one bit flipped in the middle of its largest tensor."""
-    raw = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as z:
-        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
-    header = raw[info.header_offset: info.header_offset + 30]
-    start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
-    raw[start + info.file_size // 2] ^= 0x10
-    out.write_bytes(bytes(raw))
-    return out
-
-
 def test_a_bit_flipped_checkpoint_is_one_line_naming_it(data, finished, capsys):
-    damaged = flip_a_tensor_bit(finished[0] / "checkpoints" / "last.pt", data / "cases" / "flipped.pt")
+    damaged = flip_tensor_bit(finished[0] / "checkpoints" / "last.pt", data / "cases" / "flipped.pt")
     rc, _, err = _run(["infer", data / "config.yaml", "--checkpoint", damaged, "--out", data / "cases" / "f.json"],
                       capsys)
     _assert_mistake(rc, err, "flipped.pt", "damaged")

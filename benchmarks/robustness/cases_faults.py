@@ -1,14 +1,14 @@
-"""Faults: SIGKILL at random points of train, infer, propose and ablate, then a rerun (or ``--resume``), a full disk, two runs at once, a
-diverging training (NaN loss), a bit flipped in a checkpoint."""
+"""Faults: SIGKILL at random points of train, infer, propose and ablate, then a rerun (or
+``--resume``), a full disk, two runs at once, a diverging training (NaN loss), a bit flipped in a
+checkpoint."""
 from __future__ import annotations
 
 import json
 import random
-import resource
 import signal
 import time
-import zipfile
 
+from faults import file_size_limit, flip_tensor_bit  # tests/faults.py (run.py puts tests/ on the path)
 from harness import (CLEAN, DATA_LOSS, SILENT, Outcome, Proc, Workspace, abnormal, copy_tree, refused, succeeded,
                      unchanged)
 from registry import case
@@ -142,22 +142,13 @@ def _register_kills(quick_count: int, full_count: int) -> None:
 _register_kills(KILLS_QUICK, KILLS_FULL)
 
 
-def _file_size_limit(limit: int):
-    """A disk that is full after ``limit`` bytes a file: RLIMIT_FSIZE, with SIGXFSZ ignored so a write
-    past it fails with EFBIG (no root needed for a tmpfs)."""
-    def preexec():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return preexec
-
-
 @case("faults", quick=True)
 def full_disk_infer(ws):
     out = ws.fresh("full_infer") / "r.json"
     old = b'{"results": {}, "note": "an earlier run"}'
     out.write_bytes(old)
     p = ws.run("infer", ws.cfg, "--checkpoint", ws.checkpoint, "--out", out, "--quiet",
-               preexec=_file_size_limit(len(ws.results.read_bytes()) // 2))
+               preexec=file_size_limit(len(ws.results.read_bytes()) // 2))
     return unchanged(out, old, refused(p, "r.json"))
 
 
@@ -165,7 +156,7 @@ def full_disk_infer(ws):
 def full_disk_train(ws):
     work = ws.fresh("full_train") / "w"
     p = ws.run("train", ws.cfg, "--work-dir", work, "--quiet",
-               preexec=_file_size_limit(ws.checkpoint.stat().st_size // 2))
+               preexec=file_size_limit(ws.checkpoint.stat().st_size // 2))
     return refused(p, "w")
 
 
@@ -200,18 +191,6 @@ def non_finite_loss_in_train(ws):
                    "--quiet")
     return succeeded(check, lambda: None if json.loads((work / "r.json").read_text())["results"]
                      else "last.pt after the stop detects nothing (NaN weights?)")
-
-
-def flip_tensor_bit(src, dst):
-    """A copy of the checkpoint ``src`` with one bit flipped in the middle of its largest tensor."""
-    raw = bytearray(src.read_bytes())
-    with zipfile.ZipFile(src) as z:
-        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
-    head = raw[info.header_offset: info.header_offset + 30]
-    start = info.header_offset + 30 + int.from_bytes(head[26:28], "little") + int.from_bytes(head[28:30], "little")
-    raw[start + info.file_size // 2] ^= 0x10
-    dst.write_bytes(bytes(raw))
-    return dst
 
 
 @case("faults", quick=True)

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2] / "tests"))  # faults.py: the faults the tests make too
 
 import cases_faults  # noqa: E402,F401  (registers its cases)
 import cases_input  # noqa: E402,F401
